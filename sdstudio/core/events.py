@@ -1,0 +1,39 @@
+"""Small dataclasses the engine emits while it works."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from sdstudio.core.request import GenerationRequest
+
+
+@dataclass
+class StepEvent:
+    """One denoising step finished. `latents` are the current (unscaled) latents, batch first."""
+
+    step: int  # 1-based: step `total` is the last one
+    total: int
+    timestep: float
+    latents: torch.Tensor
+    elapsed: float  # seconds since the loop started
+
+
+@dataclass
+class ImageEvent:
+    """One finished image of a batch; `seed` regenerates it alone (batch size 1)."""
+
+    index: int
+    seed: int
+    image: Image.Image
+    request: GenerationRequest
+    notices: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ErrorEvent:
+    message: str
