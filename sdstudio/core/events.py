@@ -37,3 +37,12 @@ class ImageEvent:
 @dataclass
 class ErrorEvent:
     message: str
+
+
+@dataclass
+class GenerationResult:
+    """What `StableDiffusion.generate` returns: one ImageEvent per image, plus notices for the user
+    (prompt truncated, init image or mask resized, VAE upcast after a NaN, ...)."""
+
+    images: list[ImageEvent]
+    notices: list[str] = field(default_factory=list)
