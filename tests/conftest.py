@@ -21,3 +21,25 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     yield home
+
+
+# Torch's thread pool spins badly when the 2 cores of a CI box are shared; one thread is faster.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random SD 1.x-shaped model in diffusers layout (32x32 native size), built once."""
+    from sdstudio.core.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_model") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_inpaint_model_dir(tmp_path_factory):
+    """Same as tiny_model_dir with a 9-input-channel inpainting UNet."""
+    from sdstudio.core.tiny_model import build_tiny_model
+
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny_inpaint") / "tiny", seed=0, inpainting=True
+    )
