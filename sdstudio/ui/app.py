@@ -1,0 +1,29 @@
+"""run_app(): show the window first, then start the engine (torch is imported in the worker)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from sdstudio.ui.main_window import MainWindow
+
+
+def run_app(argv: list[str] | None = None,
+            on_shown: Callable[[MainWindow], None] | None = None) -> int:
+    """Open the studio window and run the event loop; returns the exit code.
+
+    `on_shown` is called once the window is on screen (the launch benchmark uses it).
+    """
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    app.setApplicationName("sdstudio")
+    app.setOrganizationName("sdstudio")
+    window = MainWindow()
+    window.show()
+    if on_shown is not None:
+        QTimer.singleShot(0, lambda: on_shown(window))
+    # Start importing torch in the worker thread only after the first paint.
+    QTimer.singleShot(0, window.start_engine)
+    return app.exec()

@@ -1,0 +1,295 @@
+"""MainWindow: dock panels around the generation worker. The UI gathers a request, hands it to
+the worker, and shows the events that come back.
+
+Integration points (kept small on purpose):
+- `apply_request(request)`  fill the prompt and parameter panels from a GenerationRequest.
+- `set_init_image(path)`    use an image file as the img2img init image.
+- `gallery_dock`            a QDockWidget; replace its widget with a fuller gallery.
+- `_on_image(result)`       every finished image (a `FinishedImage`) arrives here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
+
+from sdstudio.ui import settings as st
+from sdstudio.ui.channels_panel import ChannelsPanel
+from sdstudio.ui.image_slot import dropped_image_path
+from sdstudio.ui.jobs import JobQueue
+from sdstudio.ui.params_panel import ParamsPanel
+from sdstudio.ui.preview_panel import PreviewPanel
+from sdstudio.ui.prompt_panel import PromptPanel
+from sdstudio.ui.session_gallery import SessionGallery
+from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
+
+if TYPE_CHECKING:
+    from sdstudio.core.request import GenerationRequest
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: QSettings | None = None,
+                 worker: GenerationWorker | None = None) -> None:
+        super().__init__()
+        self.setWindowTitle("sdstudio")
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self.settings = settings or st.open_settings()
+        self.jobs = JobQueue(worker, parent=self)
+        self.prompt_panel = PromptPanel()
+        self.params_panel = ParamsPanel()
+        self.preview_panel = PreviewPanel()
+        self.channels_panel = ChannelsPanel()
+        self.session_gallery = SessionGallery()
+        self.last_error: str | None = None
+        self.last_error_dialog: QMessageBox | None = None
+        self.model_label = QLabel("No model loaded")
+        self._job_started_at = 0.0
+        self._last_started: int | None = None
+        self._quiet_failures = False
+        self._build_docks()
+        self._build_actions()
+        self.statusBar().addPermanentWidget(self.model_label)
+        self._connect()
+        self._restore()
+        self.statusBar().showMessage("Starting…")
+
+    # --- layout -------------------------------------------------------------------------------
+    def _dock(self, title: str, name: str, widget: QWidget,
+              area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
+        self.setDockNestingEnabled(True)
+        self.prompt_dock = self._dock("Prompt", "prompt_dock", self.prompt_panel, left)
+        self.params_dock = self._dock("Parameters", "params_dock", self.params_panel, left)
+        self.preview_dock = self._dock("Preview", "preview_dock", self.preview_panel, right)
+        self.channels_dock = self._dock("Latent channels", "channels_dock",
+                                        self.channels_panel, right)
+        self.gallery_dock = self._dock("Session gallery", "gallery_dock",
+                                       self.session_gallery, right)
+        self.splitDockWidget(self.prompt_dock, self.params_dock, Qt.Orientation.Vertical)
+        self.splitDockWidget(self.preview_dock, self.channels_dock, Qt.Orientation.Horizontal)
+        self.splitDockWidget(self.channels_dock, self.gallery_dock, Qt.Orientation.Vertical)
+        self.resizeDocks([self.prompt_dock, self.preview_dock, self.channels_dock],
+                         [360, 560, 300], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.prompt_dock, self.params_dock], [260, 440], Qt.Orientation.Vertical)
+
+    def _build_actions(self) -> None:
+        self.generate_action = QAction("&Generate", self)
+        self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
+        self.generate_action.triggered.connect(self.generate)
+        self.cancel_action = QAction("&Cancel", self)
+        self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.triggered.connect(self.cancel)
+        for action in (self.generate_action, self.cancel_action):
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            self.addAction(action)
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addAction("Open &model…", self.params_panel.model._open_model)
+        file_menu.addAction("Open &init image…", self.params_panel.init_image._browse)
+        file_menu.addAction("Set models &folder…", self.params_panel.model._choose_folder)
+        file_menu.addSeparator()
+        file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        gen_menu = self.menuBar().addMenu("&Generate")
+        gen_menu.addAction(self.generate_action)
+        gen_menu.addAction(self.cancel_action)
+        view_menu = self.menuBar().addMenu("&View")
+        for dock in (self.prompt_dock, self.params_dock, self.preview_dock,
+                     self.channels_dock, self.gallery_dock):
+            view_menu.addAction(dock.toggleViewAction())
+
+    def _connect(self) -> None:
+        w = self.jobs.worker
+        self.prompt_panel.generateRequested.connect(self.generate)
+        self.prompt_panel.cancelRequested.connect(self.cancel)
+        self.params_panel.modelChosen.connect(self._preload)
+        self.params_panel.model.folderChosen.connect(
+            lambda f: st.set_models_folder(self.settings, Path(f)))
+        self.jobs.queueChanged.connect(
+            lambda items: self.prompt_panel.show_queue(items, self.jobs.running))
+        self.session_gallery.showRequested.connect(
+            lambda img: self.preview_panel.show_final(img, "from the session gallery"))
+        self.session_gallery.reuseRequested.connect(self.apply_request)
+        w.status.connect(self._on_status)
+        w.coreReady.connect(self._on_core_ready)
+        w.modelLoaded.connect(self._on_model_loaded)
+        w.started.connect(self._on_started)
+        w.step.connect(self._on_step)
+        w.image.connect(self._on_image)
+        w.failed.connect(self._on_failed)
+        w.finished.connect(self._on_finished)
+
+    # --- public API ------------------------------------------------------------------------------
+    def start_engine(self) -> None:
+        """Start the worker thread; it imports torch and loads the chosen model there."""
+        self.jobs.start()
+
+    @Slot()
+    def generate(self) -> int | None:
+        """Queue one job with the current fields; returns its id (None if nothing was queued)."""
+        prompt, negative = self.prompt_panel.texts()
+        if not prompt:
+            self.statusBar().showMessage("Type a prompt first.")
+            self.prompt_panel.prompt.setFocus()
+            return None
+        params = self.params_panel.params()
+        params["seed"] = self.params_panel.next_seed()
+        params.pop("seed_random")
+        params.update(prompt=prompt, negative_prompt=negative)
+        self._save_params()
+        self._quiet_failures = False
+        summary = f"{prompt[:32]} · {params['width']}×{params['height']} · seed {params['seed']}"
+        return self.jobs.submit(params, summary)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.jobs.busy():
+            self.jobs.cancel_all()
+            self.statusBar().showMessage("Cancelling…")
+
+    def apply_request(self, request: GenerationRequest) -> None:
+        """Fill the prompt and parameter panels from a request (fixed seed: it reproduces)."""
+        data: dict[str, Any] = dict(request.to_dict())
+        self.prompt_panel.set_texts(data.pop("prompt", ""), data.pop("negative_prompt", ""))
+        data["seed_random"] = False
+        self.params_panel.set_params(data)
+        self.statusBar().showMessage("Parameters loaded.")
+
+    def set_init_image(self, path: str | Path) -> None:
+        """Use the image at `path` as the img2img init image."""
+        self.params_panel.init_image.set_path(str(path))
+        self.params_dock.raise_()
+
+    def show_error(self, message: str, dialog: bool = True) -> None:
+        """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""
+        self.last_error = message
+        self.statusBar().showMessage(message)
+        if not dialog:
+            return
+        if self.last_error_dialog is not None:
+            self.last_error_dialog.close()
+        box = QMessageBox(QMessageBox.Icon.Warning, "sdstudio", message,
+                          QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.setWindowModality(Qt.WindowModality.NonModal)
+        box.finished.connect(lambda _r: setattr(self, "last_error_dialog", None))
+        box.show()
+        self.last_error_dialog = box
+
+    # --- worker events ------------------------------------------------------------------------
+    @Slot(str)
+    def _on_status(self, text: str) -> None:
+        self.statusBar().showMessage(text)
+
+    @Slot(list)
+    def _on_core_ready(self, names: list[str]) -> None:
+        self.params_panel.set_scheduler_names(names)
+        self._quiet_failures = True  # a missing default model is not worth a dialog at start
+        self._preload(self.params_panel.model.current_model())
+
+    @Slot(str)
+    def _preload(self, model: str) -> None:
+        p = self.params_panel.params()
+        self.jobs.load_model(model, p["device"], p["dtype"])
+
+    @Slot(dict)
+    def _on_model_loaded(self, info: dict) -> None:
+        name = self.params_panel.model.currentText() if info["model"] != "demo" else "demo"
+        self.model_label.setText(f"Model: {name} · {info['device']} · {info['dtype']}")
+        self.model_label.setToolTip(info["model"])
+
+    @Slot(int)
+    def _on_started(self, job_id: int) -> None:
+        self._quiet_failures = False
+        self._last_started = job_id
+        self._job_started_at = time.monotonic()
+        self.preview_panel.begin(f"Job #{job_id}: loading…")
+
+    @Slot(object)
+    def _on_step(self, sp: StepPreview) -> None:
+        if sp.job_id != self._last_started:
+            return
+        self.preview_panel.show_step(sp)
+        self.channels_panel.show_channels(sp.channels)
+
+    @Slot(object)
+    def _on_image(self, result: FinishedImage) -> None:
+        """Every finished image arrives here once (the gallery adds saving here)."""
+        self.session_gallery.add_image(result.image, result.request, result.seed)
+        if result.index == 0:
+            self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
+        for notice in result.notices:
+            self.statusBar().showMessage(notice)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self.show_error(message, dialog=not self._quiet_failures)
+        self._quiet_failures = False
+
+    @Slot(int, str)
+    def _on_finished(self, job_id: int, outcome: str) -> None:
+        if job_id != self._last_started:
+            return
+        seconds = time.monotonic() - self._job_started_at
+        self.preview_panel.end(outcome, seconds)
+        if outcome == "done":
+            self.statusBar().showMessage(f"Done in {seconds:.1f} s.")
+
+    # --- settings -----------------------------------------------------------------------------
+    def _save_params(self) -> None:
+        prompt, negative = self.prompt_panel.texts()
+        params = self.params_panel.params()
+        params.update(prompt=prompt, negative_prompt=negative)
+        st.save_params(self.settings, params)
+        st.set_opened_models(self.settings, self.params_panel.model.opened())
+
+    def _restore(self) -> None:
+        self.params_panel.model.set_opened(st.opened_models(self.settings))
+        self.params_panel.model.set_models_folder(st.models_folder(self.settings))
+        params = st.load_params(self.settings)
+        self.prompt_panel.set_texts(params.pop("prompt"), params.pop("negative_prompt"))
+        self.params_panel.set_params(params)
+        geometry = self.settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = self.settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def save_settings(self) -> None:
+        self._save_params()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    # --- window events ------------------------------------------------------------------------
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.save_settings()
+        if self.last_error_dialog is not None:
+            self.last_error_dialog.close()
+        self.hide()
+        self.jobs.shutdown()
+        event.accept()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if dropped_image_path(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        path = dropped_image_path(event)
+        if path:
+            self.set_init_image(path)
+            event.acceptProposedAction()

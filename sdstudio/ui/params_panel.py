@@ -1,0 +1,247 @@
+"""Generation parameters: model, scheduler, steps, guidance, seed, size, batch, img2img, device."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QRegularExpressionValidator
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLineEdit,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sdstudio.ui.image_slot import ImageSlot
+from sdstudio.ui.model_picker import ModelPicker
+
+SIZE_PRESETS: tuple[tuple[int, int], ...] = (
+    (64, 64), (128, 128), (256, 256), (512, 512), (512, 768), (768, 512),
+    (768, 768), (640, 384), (1024, 1024),
+)
+MAX_SEED = 2**63 - 1
+
+
+def random_seed() -> int:
+    return random.randrange(2**32)
+
+
+def _round8(value: int) -> int:
+    return max(8, int(round(value / 8)) * 8)
+
+
+class ParamsPanel(QWidget):
+    """All knobs of a request except the prompts. `params()` / `set_params()` use the field names
+    of GenerationRequest (plus `seed_random`, a UI-only choice)."""
+
+    modelChosen = Signal(str)  # the user picked another model: preload it
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ModelPicker()
+        self.model.modelChosen.connect(self.modelChosen)
+        self.scheduler = QComboBox()
+        self.scheduler.setObjectName("scheduler")
+        self.steps = self._spin(1, 500, 20, "steps")
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setObjectName("guidance")
+        self.guidance.setRange(0.0, 30.0)
+        self.guidance.setSingleStep(0.5)
+        self.guidance.setToolTip("Classifier-free guidance scale; 1 or less skips the negative pass")
+
+        self.seed = QLineEdit("0")
+        self.seed.setObjectName("seed")
+        self.seed.setValidator(QRegularExpressionValidator(r"\d{1,19}"))
+        self.seed_random = QCheckBox("random")
+        self.seed_random.setToolTip("Pick a new seed for every Generate; the field shows the last one")
+        self.dice = QToolButton()
+        self.dice.setText("🎲")
+        self.dice.setToolTip("Roll a new fixed seed")
+        self.dice.clicked.connect(self._roll)
+
+        self.width_ = self._spin(8, 4096, 512, "width", step=8)
+        self.height_ = self._spin(8, 4096, 512, "height", step=8)
+        for box in (self.width_, self.height_):
+            box.editingFinished.connect(lambda b=box: b.setValue(_round8(b.value())))
+        self.size_preset = QComboBox()
+        self.size_preset.setObjectName("size_preset")
+        self.size_preset.addItem("Presets…")
+        for w, h in SIZE_PRESETS:
+            self.size_preset.addItem(f"{w}×{h}", (w, h))
+        self.size_preset.activated.connect(self._apply_preset)
+        self.swap = QToolButton()
+        self.swap.setText("⇄")
+        self.swap.setToolTip("Swap width and height")
+        self.swap.clicked.connect(self._swap)
+        self.batch = self._spin(1, 64, 1, "batch_size")
+
+        self.init_image = ImageSlot("init image")
+        self.init_image.setObjectName("init_image")
+        self.strength = QDoubleSpinBox()
+        self.strength.setObjectName("strength")
+        self.strength.setRange(0.01, 1.0)
+        self.strength.setSingleStep(0.05)
+        self.strength.setToolTip("How much of the init image is repainted (1 = all)")
+        self.mask = ImageSlot("mask")
+        self.mask.setObjectName("mask")
+        self.mask.setToolTip("White = repaint, black = keep; needs an init image")
+
+        self.device = QComboBox()
+        self.device.setObjectName("device")
+        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.dtype = QComboBox()
+        self.dtype.setObjectName("dtype")
+        self.dtype.addItems(["auto", "fp32", "fp16"])
+        self._build_layout()
+
+    def _spin(self, lo: int, hi: int, value: int, name: str, step: int = 1) -> QSpinBox:
+        box = QSpinBox()
+        box.setObjectName(name)
+        box.setRange(lo, hi)
+        box.setSingleStep(step)
+        box.setValue(value)
+        return box
+
+    def _build_layout(self) -> None:
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(self.seed, 1)
+        seed_row.addWidget(self.seed_random)
+        seed_row.addWidget(self.dice)
+        size_row = QHBoxLayout()
+        size_row.addWidget(self.width_)
+        size_row.addWidget(self.swap)
+        size_row.addWidget(self.height_)
+        size_row.addWidget(self.size_preset)
+        dev_row = QHBoxLayout()
+        dev_row.addWidget(self.device)
+        dev_row.addWidget(self.dtype)
+
+        form = QFormLayout()
+        form.addRow("Model", self.model)
+        form.addRow("Scheduler", self.scheduler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Seed", self._wrap(seed_row))
+        form.addRow("Size", self._wrap(size_row))
+        form.addRow("Batch", self.batch)
+        form.addRow("Device", self._wrap(dev_row))
+
+        img = QGroupBox("Image to image / inpaint")
+        img_form = QFormLayout(img)
+        img_form.addRow("Init", self.init_image)
+        img_form.addRow("Strength", self.strength)
+        img_form.addRow("Mask", self.mask)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(img)
+        layout.addStretch(1)
+
+    @staticmethod
+    def _wrap(row: QHBoxLayout) -> QWidget:
+        w = QWidget()
+        row.setContentsMargins(0, 0, 0, 0)
+        w.setLayout(row)
+        return w
+
+    # --- scheduler names arrive once the engine is imported --------------------------------
+    def set_scheduler_names(self, names: list[str]) -> None:
+        current = self.scheduler.currentText()
+        self.scheduler.clear()
+        self.scheduler.addItems(names)
+        if current and current not in names:
+            current = names[0] if names else current
+        self.scheduler.setCurrentText(current)
+
+    def _set_scheduler(self, name: str) -> None:
+        if self.scheduler.findText(name) < 0:
+            self.scheduler.addItem(name)
+        self.scheduler.setCurrentText(name)
+
+    # --- seed -------------------------------------------------------------------------------
+    def _roll(self) -> None:
+        self.seed_random.setChecked(False)
+        self.seed.setText(str(random_seed()))
+
+    def next_seed(self) -> int:
+        """The seed for the next job: a new random one (shown in the field) or the fixed one."""
+        if self.seed_random.isChecked():
+            self.seed.setText(str(random_seed()))
+        return min(int(self.seed.text() or 0), MAX_SEED)
+
+    # --- size -------------------------------------------------------------------------------
+    def _apply_preset(self, index: int) -> None:
+        data = self.size_preset.itemData(index)
+        if data:
+            self.width_.setValue(data[0])
+            self.height_.setValue(data[1])
+        self.size_preset.setCurrentIndex(0)
+
+    def _swap(self) -> None:
+        w, h = self.width_.value(), self.height_.value()
+        self.width_.setValue(h)
+        self.height_.setValue(w)
+
+    # --- whole parameter set ----------------------------------------------------------------
+    def params(self) -> dict[str, Any]:
+        return {
+            "model": self.model.current_model(),
+            "scheduler": self.scheduler.currentText(),
+            "steps": self.steps.value(),
+            "guidance": round(self.guidance.value(), 2),
+            "seed": min(int(self.seed.text() or 0), MAX_SEED),
+            "seed_random": self.seed_random.isChecked(),
+            "width": _round8(self.width_.value()),
+            "height": _round8(self.height_.value()),
+            "batch_size": self.batch.value(),
+            "init_image": self.init_image.path(),
+            "strength": round(self.strength.value(), 2),
+            "mask": self.mask.path(),
+            "device": self.device.currentText(),
+            "dtype": self.dtype.currentText(),
+        }
+
+    def set_params(self, p: dict[str, Any]) -> None:
+        """Fill the fields from `p` (missing keys are left alone)."""
+        if "model" in p and p["model"]:
+            self.model.set_current_model(str(p["model"]))
+        if p.get("scheduler"):
+            self._set_scheduler(str(p["scheduler"]))
+        if "steps" in p:
+            self.steps.setValue(int(p["steps"]))
+        if "guidance" in p:
+            self.guidance.setValue(float(p["guidance"]))
+        if "seed" in p:
+            self.seed.setText(str(int(p["seed"])))
+        if "seed_random" in p:
+            self.seed_random.setChecked(bool(p["seed_random"]))
+        if "width" in p:
+            self.width_.setValue(int(p["width"]))
+        if "height" in p:
+            self.height_.setValue(int(p["height"]))
+        if "batch_size" in p:
+            self.batch.setValue(int(p["batch_size"]))
+        if "init_image" in p:
+            self.init_image.set_path(p["init_image"] if _exists(p["init_image"]) else None)
+        if "strength" in p:
+            self.strength.setValue(float(p["strength"]))
+        if "mask" in p:
+            self.mask.set_path(p["mask"] if _exists(p["mask"]) else None)
+        if p.get("device"):
+            self.device.setCurrentText(str(p["device"]))
+        if p.get("dtype"):
+            self.dtype.setCurrentText(str(p["dtype"]))
+
+
+def _exists(path: object) -> bool:
+    return isinstance(path, str) and bool(path) and Path(path).is_file()

@@ -1,0 +1,104 @@
+"""Live preview: the latent->RGB image at each step, step counter, progress with ETA, the final
+image, and a scrubber over the previews of the last run."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSlider, QVBoxLayout, QWidget
+
+from sdstudio.ui.imaging import ImageView
+from sdstudio.ui.worker import StepPreview
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
+
+
+class PreviewPanel(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).")
+        self.view.setObjectName("preview")
+        self.caption = QLabel("Idle")
+        self.caption.setObjectName("preview_caption")
+        self.progress = QProgressBar()
+        self.progress.setObjectName("progress")
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)
+        self.progress.setFormat("")
+        self.scrubber = QSlider(Qt.Orientation.Horizontal)
+        self.scrubber.setObjectName("scrubber")
+        self.scrubber.setEnabled(False)
+        self.scrubber.setToolTip("Look back through the previews of the last run")
+        self.scrub_label = QLabel("")
+        self.scrub_label.setMinimumWidth(90)
+        self._history: list[tuple[str, QImage]] = []
+        self._live = True
+
+        scrub = QHBoxLayout()
+        scrub.addWidget(QLabel("Steps"))
+        scrub.addWidget(self.scrubber, 1)
+        scrub.addWidget(self.scrub_label)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.progress)
+        layout.addLayout(scrub)
+        self.scrubber.valueChanged.connect(self._scrub)
+
+    def begin(self, total_label: str = "Starting…") -> None:
+        """A new run starts: forget the last run's previews."""
+        self._history.clear()
+        self._live = True
+        self.scrubber.setEnabled(False)
+        self.scrubber.setRange(0, 0)
+        self.scrub_label.setText("")
+        self.progress.setRange(0, 0)  # busy until the first step arrives
+        self.progress.setFormat("")
+        self.caption.setText(total_label)
+
+    def show_step(self, sp: StepPreview) -> None:
+        self._history.append((f"step {sp.step}", sp.preview))
+        self.view.set_image(sp.preview)
+        eta = sp.elapsed / sp.step * (sp.total - sp.step) if sp.step else 0.0
+        self.progress.setRange(0, sp.total)
+        self.progress.setValue(sp.step)
+        self.progress.setFormat(f"{_seconds(sp.elapsed)} elapsed · ETA {_seconds(eta)}")
+        self.caption.setText(f"Step {sp.step}/{sp.total}")
+
+    def show_final(self, image: QImage, label: str) -> None:
+        self._history.append((label, image))
+        self.view.set_image(image)
+        self.caption.setText(label)
+
+    def end(self, outcome: str, seconds: float | None = None) -> None:
+        """The run is over: enable the scrubber on what was recorded."""
+        if outcome == "done":
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+            self.progress.setFormat(f"Done in {_seconds(seconds)}" if seconds else "Done")
+        else:
+            if self.progress.maximum() == 0:
+                self.progress.setRange(0, 1)
+                self.progress.setValue(0)
+            self.progress.setFormat(outcome.capitalize())
+            self.caption.setText(f"{self.caption.text()} — {outcome}")
+        self._live = False
+        if self._history:
+            self.scrubber.blockSignals(True)
+            self.scrubber.setRange(0, len(self._history) - 1)
+            self.scrubber.setValue(len(self._history) - 1)
+            self.scrubber.blockSignals(False)
+            self.scrubber.setEnabled(len(self._history) > 1)
+            self.scrub_label.setText(self._history[-1][0])
+
+    def history_labels(self) -> list[str]:
+        return [label for label, _ in self._history]
+
+    def _scrub(self, index: int) -> None:
+        if self._live or not 0 <= index < len(self._history):
+            return
+        label, image = self._history[index]
+        self.view.set_image(image)
+        self.scrub_label.setText(label)
