@@ -61,8 +61,8 @@ class ImageSlot(QWidget):
         self.clear_button.setEnabled(path is not None)
         if path is None:
             self.thumb.clear()
-            self.name.setText(f"No {self._title} (drop one here)")
-            self.name.setToolTip("")
+            self.name.setText("none (drop here)")
+            self.name.setToolTip(f"Open or drop a {self._title} here")
         else:
             pix = QPixmap(path).scaled(self.THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                                        Qt.TransformationMode.SmoothTransformation)

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMessageBox, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QScrollArea,
+    QWidget,
+)
 
 from sdstudio.ui import settings as st
 from sdstudio.ui.channels_panel import ChannelsPanel
@@ -72,7 +79,11 @@ class MainWindow(QMainWindow):
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
         self.setDockNestingEnabled(True)
         self.prompt_dock = self._dock("Prompt", "prompt_dock", self.prompt_panel, left)
-        self.params_dock = self._dock("Parameters", "params_dock", self.params_panel, left)
+        scroll = QScrollArea()  # the parameters may be taller than a small screen
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(self.params_panel)
+        self.params_dock = self._dock("Parameters", "params_dock", scroll, left)
         self.preview_dock = self._dock("Preview", "preview_dock", self.preview_panel, right)
         self.channels_dock = self._dock("Latent channels", "channels_dock",
                                         self.channels_panel, right)

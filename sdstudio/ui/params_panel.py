@@ -65,7 +65,7 @@ class ParamsPanel(QWidget):
         self.seed_random = QCheckBox("random")
         self.seed_random.setToolTip("Pick a new seed for every Generate; the field shows the last one")
         self.dice = QToolButton()
-        self.dice.setText("🎲")
+        self.dice.setText("Dice")
         self.dice.setToolTip("Roll a new fixed seed")
         self.dice.clicked.connect(self._roll)
 

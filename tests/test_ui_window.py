@@ -1,0 +1,158 @@
+"""The studio window end to end with the tiny model: generate, cancel, errors, close, settings."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import Qt  # noqa: E402
+
+from sdstudio.ui.main_window import MainWindow  # noqa: E402
+
+WAIT_MS = 180_000  # the first job imports torch and loads the model in the worker thread
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start_engine()
+    yield w
+    w.close()
+    assert not w.jobs.thread.isRunning()
+
+
+def _use_tiny(w: MainWindow, model_dir: Path, steps: int = 3, size: int = 32) -> None:
+    w.params_panel.set_params({
+        "model": str(model_dir), "steps": steps, "width": size, "height": size,
+        "scheduler": "Euler", "seed_random": False, "seed": 1, "batch_size": 1,
+        "device": "cpu", "dtype": "fp32",
+    })
+
+
+def _generate(qtbot, w: MainWindow) -> list:
+    with qtbot.waitSignal(w.jobs.worker.finished, timeout=WAIT_MS) as blocker:
+        qtbot.mouseClick(w.prompt_panel.generate_button, Qt.MouseButton.LeftButton)
+    return blocker.args
+
+
+def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_dir):
+    _use_tiny(window, tiny_model_dir, steps=3)
+    window.prompt_panel.prompt.clear()
+    qtbot.keyClicks(window.prompt_panel.prompt, "a red circle on a blue background")
+    assert _generate(qtbot, window)[1] == "done", window.last_error
+    assert window.preview_panel.view.has_image()
+    assert window.channels_panel.shown_count() == 4
+    assert all("…" in label.text() for label in window.channels_panel.labels)
+    assert window.session_gallery.count() == 1
+    labels = window.preview_panel.history_labels()
+    assert labels[-2] == "step 3" and labels[-1].startswith("Final image")  # last step always sent
+    assert window.preview_panel.progress.value() == window.preview_panel.progress.maximum()
+    assert not window.prompt_panel.cancel_button.isEnabled()
+
+
+def test_ctrl_enter_generates(window, qtbot, tiny_model_dir):
+    _use_tiny(window, tiny_model_dir, steps=1)
+    with qtbot.waitSignal(window.jobs.worker.finished, timeout=WAIT_MS) as blocker:
+        qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return,
+                       Qt.KeyboardModifier.ControlModifier)
+    assert blocker.args[1] == "done"
+    assert window.prompt_panel.prompt.toPlainText().count("\n") == 0
+
+
+def test_cancel_mid_run_then_generate_again(window, qtbot, tiny_model_dir):
+    _use_tiny(window, tiny_model_dir, steps=400)
+    worker = window.jobs.worker
+    with qtbot.waitSignal(worker.step, timeout=WAIT_MS):
+        first = window.generate()
+    second = window.generate()  # waits in the visible queue
+    assert window.prompt_panel.queue.count() == 2
+    assert "1 running, 1 waiting" in window.prompt_panel.queue_label.text()
+    finished: list[tuple[int, str]] = []
+    worker.finished.connect(lambda job, outcome: finished.append((job, outcome)))
+    qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
+    assert finished == [(first, "cancelled"), (second, "cancelled")]
+    assert window.prompt_panel.queue.count() == 0
+    last = window.preview_panel.history_labels()[-1]
+    assert int(last.split()[1]) < 400
+    _use_tiny(window, tiny_model_dir, steps=2)
+    assert _generate(qtbot, window)[1] == "done"
+
+
+def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_path,
+                                                             tiny_model_dir):
+    broken = tmp_path / "broken_model"
+    broken.mkdir()
+    (broken / "model_index.json").write_text("{not json")
+    _use_tiny(window, broken)
+    with qtbot.waitSignal(window.jobs.worker.failed, timeout=WAIT_MS) as failed:
+        assert _generate(qtbot, window)[1] == "failed"
+    message = failed.args[0]
+    assert message and "Traceback" not in message and "\n" not in message
+    assert window.statusBar().currentMessage() == message
+    assert window.last_error_dialog is not None and window.last_error_dialog.isVisible()
+    assert window.last_error_dialog.text() == message
+    window.last_error_dialog.close()
+    _use_tiny(window, tiny_model_dir, steps=2)
+    assert _generate(qtbot, window)[1] == "done"
+
+
+def test_close_during_run_joins_the_worker_thread(qtbot, tiny_model_dir, qtlog):
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.show()
+    w.start_engine()
+    _use_tiny(w, tiny_model_dir, steps=1000)
+    with qtbot.waitSignal(w.jobs.worker.step, timeout=WAIT_MS):
+        w.generate()
+    w.close()
+    assert not w.jobs.thread.isRunning()
+    assert w.jobs.thread.isFinished()
+    assert not any("Destroyed while thread" in r.message for r in qtlog.records)
+
+
+def test_settings_survive_a_restart(qtbot, tmp_path):
+    w1 = MainWindow()
+    qtbot.addWidget(w1)
+    w1.show()
+    w1.resize(760, 620)
+    w1.prompt_panel.set_texts("a green square", "blurry")
+    w1.params_panel.set_params({"steps": 7, "width": 64, "height": 96, "seed": 1234,
+                                "seed_random": False, "guidance": 3.5, "scheduler": "DDIM",
+                                "batch_size": 2, "model": str(tmp_path / "some_model"),
+                                "dtype": "fp32"})
+    w1.params_panel.model.set_models_folder(tmp_path)
+    w1.params_panel.model.folderChosen.emit(str(tmp_path))
+    w1.channels_dock.hide()
+    w1.close()
+
+    w2 = MainWindow()
+    qtbot.addWidget(w2)
+    w2.show()
+    assert w2.prompt_panel.texts() == ("a green square", "blurry")
+    p = w2.params_panel.params()
+    assert (p["steps"], p["width"], p["height"], p["seed"], p["seed_random"]) == (
+        7, 64, 96, 1234, False)
+    assert (p["guidance"], p["scheduler"], p["batch_size"], p["dtype"]) == (
+        3.5, "DDIM", 2, "fp32")
+    assert p["model"] == str(tmp_path / "some_model")
+    assert w2.params_panel.model.models_folder() == tmp_path
+    assert (w2.width(), w2.height()) == (760, 620)
+    assert w2.channels_dock.isHidden()
+    w2.close()
+
+
+def test_window_module_does_not_import_torch():
+    code = ("import sys; from PySide6.QtWidgets import QApplication; app = QApplication([]); "
+            "from sdstudio.ui.main_window import MainWindow; w = MainWindow(); w.show(); "
+            "app.processEvents(); print('torch' in sys.modules, 'diffusers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False"]
