@@ -216,8 +216,9 @@ class MainWindow(QMainWindow):
 
     @Slot(dict)
     def _on_model_loaded(self, info: dict) -> None:
-        name = self.params_panel.model.currentText() if info["model"] != "demo" else "demo"
-        self.model_label.setText(f"Model: {name} · {info['device']} · {info['dtype']}")
+        native = f" · native {info['native_size']}px" if info.get("native_size") else ""
+        self.model_label.setText(
+            f"Model: {info['name']} · {info['device']} · {info['dtype']}{native}")
         self.model_label.setToolTip(info["model"])
 
     @Slot(int)

@@ -88,7 +88,7 @@ class GenerationWorker(QObject):
 
     status = Signal(str)
     coreReady = Signal(list)  # sampler names, once torch and the core are imported
-    modelLoaded = Signal(dict)  # {"model", "device", "dtype", "seconds"}
+    modelLoaded = Signal(dict)  # {"model", "name", "native_size", "device", "dtype", "seconds"}
     started = Signal(int)  # job id
     step = Signal(object)  # StepPreview
     image = Signal(object)  # FinishedImage
@@ -171,7 +171,9 @@ class GenerationWorker(QObject):
         loaded = load_model(model, device=device, dtype=dtype)
         self._engine, self._engine_key = StableDiffusion(loaded), key
         seconds = time.monotonic() - t0
-        info = {"model": model, "device": str(getattr(loaded, "device", device)),
+        info = {"model": model, "name": str(getattr(loaded, "name", _model_label(model))),
+                "native_size": int(getattr(loaded, "native_size", 0) or 0),
+                "device": str(getattr(loaded, "device", device)),
                 "dtype": str(getattr(loaded, "dtype", dtype)).replace("torch.", ""),
                 "seconds": seconds}
         self.modelLoaded.emit(info)
