@@ -1,0 +1,61 @@
+"""Latent helpers, as in the Stable Diffusion course: encode, decode, look at the 4 channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+# SD 1.x latent -> RGB (rows: latent channels, columns: R, G, B); a cheap preview, no VAE.
+SD1_LATENT_RGB = torch.tensor(
+    [
+        [0.298, 0.207, 0.208],
+        [0.187, 0.286, 0.173],
+        [-0.158, 0.189, 0.264],
+        [-0.184, -0.271, -0.473],
+    ]
+)
+
+
+def _processor(vae):
+    from diffusers.image_processor import VaeImageProcessor
+
+    return VaeImageProcessor(vae_scale_factor=2 ** (len(vae.config.block_out_channels) - 1))
+
+
+@torch.no_grad()
+def pil_to_latent(vae, image: Image.Image) -> torch.Tensor:
+    """Encode an RGB image (sides rounded down to multiples of 8) to latents of shape (1, 4, h/8, w/8),
+    scaled by `vae.config.scaling_factor`. Uses the mean of the latent distribution (deterministic)."""
+    x = _processor(vae).preprocess(image.convert("RGB"))
+    x = x.to(device=vae.device, dtype=vae.dtype)
+    return vae.encode(x).latent_dist.mean * vae.config.scaling_factor
+
+
+@torch.no_grad()
+def latents_to_pil(vae, latents: torch.Tensor) -> list[Image.Image]:
+    """Decode scaled latents (batch first) to RGB images."""
+    z = latents.to(device=vae.device, dtype=vae.dtype) / vae.config.scaling_factor
+    return _processor(vae).postprocess(vae.decode(z).sample, output_type="pil")
+
+
+def channel_images(latents: torch.Tensor) -> list[tuple[Image.Image, float, float]]:
+    """The channels of the first latent of the batch as greyscale 'L' images, each stretched
+    from its own (min, max) to 0..255, with that (min, max)."""
+    z = latents[0].detach().float().cpu()
+    out = []
+    for c in z:
+        lo, hi = float(c.min()), float(c.max())
+        scale = 255.0 / (hi - lo) if hi > lo else 0.0
+        pixels = ((c - lo) * scale).round().clamp(0, 255).to(torch.uint8).numpy()
+        out.append((Image.fromarray(pixels), lo, hi))
+    return out
+
+
+def preview_rgb(latents: torch.Tensor) -> Image.Image:
+    """A rough RGB picture of the first latent of the batch at latent resolution (h/8 x w/8),
+    by a fixed linear projection of the 4 channels; never runs the VAE."""
+    z = latents[0, :4].detach().float().cpu()
+    rgb = torch.einsum("chw,cr->hwr", z, SD1_LATENT_RGB)
+    pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
+    return Image.fromarray(np.ascontiguousarray(pixels))

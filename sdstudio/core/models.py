@@ -1,0 +1,213 @@
+"""Finding and loading Stable Diffusion models: diffusers folders, single files, cached HF ids."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdstudio.core import checkpoints
+from sdstudio.core.errors import ModelLoadError, UserError
+from sdstudio.core.paths import demo_model_dir, resources_dir
+from sdstudio.core.request import DEMO_MODEL
+
+COMPONENTS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
+# Key whose shape tells an SD 1.x UNet and its input channels (4, or 9 for inpainting).
+_LDM_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
+_LDM_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
+
+
+@dataclass
+class LoadedModel:
+    name: str  # display name
+    source: str  # path or id it was loaded from
+    tokenizer: Any
+    text_encoder: Any
+    unet: Any
+    vae: Any
+    scheduler_config: dict  # the model's own scheduler config
+    device: torch.device
+    dtype: torch.dtype
+    sha256: str | None = None  # of the single file, where there is one
+
+    @property
+    def vae_scale_factor(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    @property
+    def native_size(self) -> int:
+        """The image size the model was trained at (512 for SD 1.x)."""
+        size = self.unet.config.sample_size
+        size = size if isinstance(size, int) else size[0]
+        return size * self.vae_scale_factor
+
+    @property
+    def is_inpainting(self) -> bool:
+        return self.unet.config.in_channels == 9
+
+
+def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
+    """auto: cuda, else mps, else cpu; fp16 on cuda, fp32 elsewhere."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            device = "cuda"
+        elif torch.backends.mps.is_available():
+            device = "mps"
+        else:
+            device = "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError("CUDA was asked for but no CUDA GPU is available; use --device cpu.")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise UserError("MPS was asked for but is not available on this machine; use --device cpu.")
+    if device not in ("cpu", "cuda", "mps"):
+        raise UserError(f"Device must be auto, cpu, cuda or mps, got {device!r}.")
+    if dtype == "auto":
+        dtype = "fp16" if device == "cuda" else "fp32"
+    if dtype not in ("fp32", "fp16"):
+        raise UserError(f"Dtype must be auto, fp32 or fp16, got {dtype!r}.")
+    if dtype == "fp16" and device == "cpu":
+        raise UserError("fp16 needs a GPU; use fp32 on the CPU.")
+    return torch.device(device), torch.float16 if dtype == "fp16" else torch.float32
+
+
+def load_model(model: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
+    """Load `model`: "demo", a diffusers folder, a .safetensors/.ckpt file, or a cached HF id."""
+    dev, dt = resolve_device(device, dtype)
+    if model == DEMO_MODEL:
+        folder = demo_model_dir()
+        if not (folder / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"The demo model is not installed (expected in {folder}); pass --model PATH instead."
+            )
+        return _from_folder(folder, "demo", dev, dt)
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise ModelLoadError(
+                f"{path} is not a diffusers model folder (it has no model_index.json)."
+            )
+        return _from_folder(path, path.name, dev, dt)
+    if path.is_file():
+        return _from_single_file(path, dev, dt)
+    if _looks_like_path(model):
+        raise ModelLoadError(f"Model path {model} does not exist.")
+    return _from_folder(_cached_hub_folder(model), model, dev, dt, source=model)
+
+
+def _looks_like_path(model: str) -> bool:
+    p = Path(model)
+    return (
+        p.suffix.lower() in checkpoints.SAFETENSORS | checkpoints.PICKLES
+        or model.startswith((".", "/", "~", "\\"))
+        or model.count("/") != 1
+        or p.drive != ""
+    )
+
+
+def _cached_hub_folder(repo_id: str) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:
+        raise ModelLoadError(
+            f"{repo_id} is not a file, a folder, or a Hugging Face model in the local cache."
+        ) from None
+
+
+def _from_folder(
+    folder: Path, name: str, device: torch.device, dtype: torch.dtype, source: str | None = None
+) -> LoadedModel:
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
+    if missing:
+        raise ModelLoadError(
+            f"{folder} is not a Stable Diffusion model: it has no {', '.join(missing)} folder."
+        )
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"))
+        unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
+        vae = AutoencoderKL.from_pretrained(str(folder / "vae"))
+        sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
+    except Exception as exc:
+        raise ModelLoadError(
+            f"The model in {folder} cannot be loaded ({checkpoints._first_line(exc)})."
+        ) from None
+    return _assemble(
+        name, source or str(folder), tokenizer, text_encoder, unet, vae, sched, device, dtype
+    )
+
+
+def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    suffix = path.suffix.lower()
+    if suffix in checkpoints.SAFETENSORS:
+        shapes = checkpoints.check_safetensors(path)
+    elif suffix in checkpoints.PICKLES:
+        state = checkpoints.load_pickle_weights(path)
+        state = state.get("state_dict", state) if isinstance(state, dict) else {}
+        shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+        del state
+    else:
+        raise ModelLoadError(
+            f"{path.name} is not a model file; use a .safetensors or .ckpt file or a diffusers folder."
+        )
+    config = _single_file_config(path, shapes)
+    from diffusers import StableDiffusionPipeline
+
+    try:
+        pipe = StableDiffusionPipeline.from_single_file(
+            str(path),
+            config=str(config),
+            local_files_only=True,
+            safety_checker=None,
+            requires_safety_checker=False,
+        )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"{path.name} cannot be loaded as a Stable Diffusion 1.x checkpoint "
+            f"({checkpoints._first_line(exc)})."
+        ) from None
+    return _assemble(
+        path.stem, str(path), pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae,
+        dict(pipe.scheduler.config), device, dtype, sha256=checkpoints.sha256_file(path),
+    )
+
+
+def _single_file_config(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    """Pick the shipped diffusers config folder matching an original-layout SD 1.x checkpoint."""
+    unet_in = shapes.get(_LDM_UNET_IN)
+    if unet_in is None:
+        raise ModelLoadError(
+            f"{path.name} is not a Stable Diffusion checkpoint (no UNet weights in the original layout)."
+        )
+    if _LDM_SD1_TEXT not in shapes:
+        raise ModelLoadError(
+            f"{path.name} is not an SD 1.x checkpoint; only SD 1.x single files are supported, "
+            "open other models as diffusers folders."
+        )
+    name = "sd15-inpainting" if unet_in[1] == 9 else "sd15"
+    return resources_dir() / "configs" / name
+
+
+def _assemble(
+    name: str, source: str, tokenizer, text_encoder, unet, vae, sched: dict,
+    device: torch.device, dtype: torch.dtype, sha256: str | None = None,
+) -> LoadedModel:
+    """Move components to the device; the VAE stays fp32 where its config forces upcasting."""
+    vae_dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else dtype
+    for module, dt in ((text_encoder, dtype), (unet, dtype), (vae, vae_dtype)):
+        module.to(device)
+        if module.dtype != dt:  # diffusers warns on dtype casts that change nothing
+            module.to(dtype=dt)
+        module.eval()
+        module.requires_grad_(False)
+    return LoadedModel(
+        name=name, source=source, tokenizer=tokenizer, text_encoder=text_encoder, unet=unet,
+        vae=vae, scheduler_config=dict(sched), device=device, dtype=dtype, sha256=sha256,
+    )
