@@ -164,9 +164,9 @@ def model_name(model: str) -> str:
     p = Path(model)
     if p.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin"):
         return p.stem
-    if os.sep in model or (os.altsep and os.altsep in model):
-        return p.name  # a diffusers folder
-    return model  # "demo" or a Hugging Face id
+    if p.is_absolute() or model.startswith((".", "~")) or p.is_dir():
+        return p.name or model  # a diffusers folder
+    return model  # "demo" or a Hugging Face id like "runwayml/stable-diffusion-v1-5"
 
 
 def settings_for(
