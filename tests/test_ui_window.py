@@ -36,7 +36,7 @@ def _use_tiny(w: MainWindow, model_dir: Path, steps: int = 3, size: int = 32) ->
 
 
 def _generate(qtbot, w: MainWindow) -> list:
-    with qtbot.waitSignal(w.jobs.worker.finished, timeout=WAIT_MS) as blocker:
+    with qtbot.waitSignal(w.jobFinished, timeout=WAIT_MS) as blocker:
         qtbot.mouseClick(w.prompt_panel.generate_button, Qt.MouseButton.LeftButton)
     return blocker.args
 
@@ -58,7 +58,7 @@ def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_
 
 def test_ctrl_enter_generates(window, qtbot, tiny_model_dir):
     _use_tiny(window, tiny_model_dir, steps=1)
-    with qtbot.waitSignal(window.jobs.worker.finished, timeout=WAIT_MS) as blocker:
+    with qtbot.waitSignal(window.jobFinished, timeout=WAIT_MS) as blocker:
         qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return,
                        Qt.KeyboardModifier.ControlModifier)
     assert blocker.args[1] == "done"
@@ -67,14 +67,13 @@ def test_ctrl_enter_generates(window, qtbot, tiny_model_dir):
 
 def test_cancel_mid_run_then_generate_again(window, qtbot, tiny_model_dir):
     _use_tiny(window, tiny_model_dir, steps=400)
-    worker = window.jobs.worker
-    with qtbot.waitSignal(worker.step, timeout=WAIT_MS):
+    with qtbot.waitSignal(window.stepShown, timeout=WAIT_MS):
         first = window.generate()
     second = window.generate()  # waits in the visible queue
     assert window.prompt_panel.queue.count() == 2
     assert "1 running, 1 waiting" in window.prompt_panel.queue_label.text()
     finished: list[tuple[int, str]] = []
-    worker.finished.connect(lambda job, outcome: finished.append((job, outcome)))
+    window.jobFinished.connect(lambda job, outcome: finished.append((job, outcome)))
     qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
     assert finished == [(first, "cancelled"), (second, "cancelled")]
@@ -91,7 +90,7 @@ def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_
     broken.mkdir()
     (broken / "model_index.json").write_text("{not json")
     _use_tiny(window, broken)
-    with qtbot.waitSignal(window.jobs.worker.failed, timeout=WAIT_MS) as failed:
+    with qtbot.waitSignal(window.errorShown, timeout=WAIT_MS) as failed:
         assert _generate(qtbot, window)[1] == "failed"
     message = failed.args[0]
     assert message and "Traceback" not in message and "\n" not in message
@@ -109,12 +108,13 @@ def test_close_during_run_joins_the_worker_thread(qtbot, tiny_model_dir, qtlog):
     w.show()
     w.start_engine()
     _use_tiny(w, tiny_model_dir, steps=1000)
-    with qtbot.waitSignal(w.jobs.worker.step, timeout=WAIT_MS):
+    with qtbot.waitSignal(w.stepShown, timeout=WAIT_MS):
         w.generate()
     w.close()
     assert not w.jobs.thread.isRunning()
     assert w.jobs.thread.isFinished()
     assert not any("Destroyed while thread" in r.message for r in qtlog.records)
+    assert not any("another thread" in r.message for r in qtlog.records)
 
 
 def test_settings_survive_a_restart(qtbot, tmp_path):

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSettings, Qt, Slot
+from PySide6.QtCore import QSettings, Qt, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -40,6 +40,11 @@ if TYPE_CHECKING:
 
 
 class MainWindow(QMainWindow):
+    # GUI-thread notifications (tests and other panels wait on these, not on the worker's signals)
+    stepShown = Signal(int)  # step number now shown in the preview
+    jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
+    errorShown = Signal(str)
+
     def __init__(self, settings: QSettings | None = None,
                  worker: GenerationWorker | None = None) -> None:
         super().__init__()
@@ -186,6 +191,7 @@ class MainWindow(QMainWindow):
         """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""
         self.last_error = message
         self.statusBar().showMessage(message)
+        self.errorShown.emit(message)
         if not dialog:
             return
         if self.last_error_dialog is not None:
@@ -234,6 +240,7 @@ class MainWindow(QMainWindow):
             return
         self.preview_panel.show_step(sp)
         self.channels_panel.show_channels(sp.channels)
+        self.stepShown.emit(sp.step)
 
     @Slot(object)
     def _on_image(self, result: FinishedImage) -> None:
@@ -251,12 +258,12 @@ class MainWindow(QMainWindow):
 
     @Slot(int, str)
     def _on_finished(self, job_id: int, outcome: str) -> None:
-        if job_id != self._last_started:
-            return
-        seconds = time.monotonic() - self._job_started_at
-        self.preview_panel.end(outcome, seconds)
-        if outcome == "done":
-            self.statusBar().showMessage(f"Done in {seconds:.1f} s.")
+        if job_id == self._last_started:
+            seconds = time.monotonic() - self._job_started_at
+            self.preview_panel.end(outcome, seconds)
+            if outcome == "done":
+                self.statusBar().showMessage(f"Done in {seconds:.1f} s.")
+        self.jobFinished.emit(job_id, outcome)
 
     # --- settings -----------------------------------------------------------------------------
     def _save_params(self) -> None:
