@@ -8,10 +8,13 @@ with seed + i, so it regenerates alone identically.
 
 from __future__ import annotations
 
+import copy
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from PIL import Image
@@ -65,7 +68,7 @@ class StableDiffusion:
         embeds = self.encode_prompt(req.prompt, req.negative_prompt, batch, do_cfg, notices)
 
         # 3. Prepare the scheduler and its timesteps (img2img/inpaint start part-way in).
-        scheduler = make_scheduler(req.scheduler, m.scheduler_config)
+        scheduler = fresh_scheduler(req.scheduler, m.scheduler_config)
         scheduler.set_timesteps(req.steps, device=m.device)
         timesteps = scheduler.timesteps
         if inputs.init is not None:
@@ -269,6 +272,17 @@ class StableDiffusion:
             notices.append("The VAE gave NaN in fp16 and was switched to fp32.")
             image = vae.decode(z.float(), return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type="pil")[0]
+
+
+def fresh_scheduler(name: str, config: dict):
+    """`make_scheduler(name, config)`, built once per (name, config) and copied: some schedulers
+    (KDPM2, Heun) spend a second of numpy in their constructor."""
+    return copy.deepcopy(_scheduler_template(name, json.dumps(config, sort_keys=True, default=str)))
+
+
+@lru_cache(maxsize=32)
+def _scheduler_template(name: str, config_json: str):
+    return make_scheduler(name, json.loads(config_json))
 
 
 def _open_image(path: str, what: str, mode: str, size: tuple[int, int], notices: list[str]):
