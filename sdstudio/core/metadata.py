@@ -423,8 +423,21 @@ def reproducibility_record(request: GenerationRequest, extra: dict[str, Any] | N
     model = Path(request.model)
     if "model_sha256" not in (extra or {}) and model.is_file():
         record["model_sha256"] = file_sha256(model)
+    if "scheduler_config" not in (extra or {}):
+        record["scheduler_config"] = _scheduler_config(request.model)
     record.update(extra or {})
     return record
+
+
+def _scheduler_config(model: str) -> dict[str, Any] | None:
+    """The model's own scheduler config, for diffusers folders (the demo model included)."""
+    from sdstudio.core.paths import demo_model_dir
+
+    folder = demo_model_dir() if model == "demo" else Path(model)
+    try:
+        return json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 def build_pnginfo(

@@ -11,7 +11,7 @@ from PIL import Image
 
 from sdstudio.core.paths import cache_dir
 
-THUMB_SIDE = 192
+THUMB_SIDE = 160
 
 
 def thumbnails_dir() -> Path:
