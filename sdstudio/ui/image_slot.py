@@ -61,7 +61,7 @@ class ImageSlot(QWidget):
         self.clear_button.setEnabled(path is not None)
         if path is None:
             self.thumb.clear()
-            self.name.setText("none (drop here)")
+            self.name.setText("none")
             self.name.setToolTip(f"Open or drop a {self._title} here")
         else:
             pix = QPixmap(path).scaled(self.THUMB, Qt.AspectRatioMode.KeepAspectRatio,

@@ -35,6 +35,7 @@ class ImageView(QWidget):
     def __init__(self, placeholder: str = "", smooth: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
+        self._scaled: QPixmap | None = None  # smooth upscaled copy for the current widget size
         self._placeholder = placeholder
         self._smooth = smooth
         self.setMinimumSize(48, 48)
@@ -42,6 +43,7 @@ class ImageView(QWidget):
 
     def set_image(self, image: QImage | None) -> None:
         self._pixmap = None if image is None or image.isNull() else QPixmap.fromImage(image)
+        self._scaled = None
         self.update()
 
     def has_image(self) -> bool:
@@ -68,5 +70,10 @@ class ImageView(QWidget):
         size = self._pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRect(0, 0, size.width(), size.height())
         target.moveCenter(self.rect().center())
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self._smooth)
-        painter.drawPixmap(target, self._pixmap)
+        if not self._smooth:
+            painter.drawPixmap(target, self._pixmap)
+            return
+        if self._scaled is None or self._scaled.size() != target.size():
+            self._scaled = self._pixmap.scaled(target.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
+                                               Qt.TransformationMode.SmoothTransformation)
+        painter.drawPixmap(target.topLeft(), self._scaled)

@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
     stepShown = Signal(int)  # step number now shown in the preview
     jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
     errorShown = Signal(str)
+    modelReady = Signal(dict)  # the worker loaded a model: {"model", "name", "native_size", ...}
 
     def __init__(self, settings: QSettings | None = None,
                  worker: GenerationWorker | None = None) -> None:
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self._job_started_at = 0.0
         self._last_started: int | None = None
         self._quiet_failures = False
+        self._first_run = not self.settings.contains("generation/params")
         self._build_docks()
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
@@ -165,6 +167,7 @@ class MainWindow(QMainWindow):
         params.update(prompt=prompt, negative_prompt=negative)
         self._save_params()
         self._quiet_failures = False
+        self._first_run = False
         summary = f"{prompt[:32]} · {params['width']}×{params['height']} · seed {params['seed']}"
         return self.jobs.submit(params, summary)
 
@@ -226,13 +229,20 @@ class MainWindow(QMainWindow):
         self.model_label.setText(
             f"Model: {info['name']} · {info['device']} · {info['dtype']}{native}")
         self.model_label.setToolTip(info["model"])
+        if info.get("native_size"):
+            self.params_panel.set_native_size(info["native_size"])
+            if self._first_run:  # a new user starts at the model's own size
+                self.params_panel.set_params(
+                    {"width": info["native_size"], "height": info["native_size"]})
+        self._first_run = False
+        self.modelReady.emit(info)
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
         self._quiet_failures = False
         self._last_started = job_id
         self._job_started_at = time.monotonic()
-        self.preview_panel.begin(f"Job #{job_id}: loading…")
+        self.preview_panel.begin(f"Job #{job_id}")
 
     @Slot(object)
     def _on_step(self, sp: StepPreview) -> None:

@@ -180,6 +180,16 @@ class ParamsPanel(QWidget):
         return min(int(self.seed.text() or 0), MAX_SEED)
 
     # --- size -------------------------------------------------------------------------------
+    def set_native_size(self, size: int) -> None:
+        """Offer the loaded model's native size as the first preset."""
+        label = f"Native {size}×{size}"
+        if self.size_preset.count() > 1 and str(self.size_preset.itemText(1)).startswith("Native"):
+            self.size_preset.removeItem(1)
+        if size > 0:
+            self.size_preset.insertItem(1, label, (size, size))
+        self.width_.setToolTip(f"Multiple of 8; this model was trained at {size}×{size}")
+        self.height_.setToolTip(self.width_.toolTip())
+
     def _apply_preset(self, index: int) -> None:
         data = self.size_preset.itemData(index)
         if data:

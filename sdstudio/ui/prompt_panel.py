@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -38,6 +38,8 @@ class PromptPanel(QWidget):
         self.queue = QListWidget()
         self.queue.setObjectName("queue")
         self.queue.setMaximumHeight(70)
+        self.queue.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.queue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.queue_label = QLabel("Queue: empty")
 
         buttons = QHBoxLayout()
