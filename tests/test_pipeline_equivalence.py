@@ -136,3 +136,71 @@ def test_inpaint(model, inpaint_model, tiny_model_dir, images, scheduler, kind):
         pipe, req, image=[im, im], mask_image=[mk, mk], strength=strength, width=48, height=32
     )
     _assert_same(_ours(m, req), theirs)
+
+
+# -- engine behaviour: events, cancel, notices -----------------------------------------------------
+
+
+def _req(tiny_model_dir, **kw) -> GenerationRequest:
+    base = dict(prompt=PROMPT, steps=3, width=32, height=32, model=str(tiny_model_dir))
+    return GenerationRequest(**{**base, **kw})
+
+
+def test_step_events_and_image_events(model, tiny_model_dir):
+    steps, images = [], []
+    result = StableDiffusion(model).generate(
+        _req(tiny_model_dir, batch_size=2, seed=4), on_step=steps.append, on_image=images.append
+    )
+    assert [e.step for e in steps] == [1, 2, 3] and {e.total for e in steps} == {3}
+    assert steps[0].latents.shape == (2, 4, 4, 4) and steps[-1].elapsed >= steps[0].elapsed
+    assert [(e.index, e.seed) for e in result.images] == [(0, 4), (1, 5)]
+    assert images == result.images and result.images[0].image.size == (32, 32)
+
+
+def test_cancel_is_checked_every_step(model, tiny_model_dir):
+    from sdstudio.core.errors import GenerationCancelled
+
+    seen = []
+    with pytest.raises(GenerationCancelled):
+        StableDiffusion(model).generate(
+            _req(tiny_model_dir, steps=5), on_step=seen.append, should_cancel=lambda: len(seen) >= 2
+        )
+    assert len(seen) == 2
+
+
+def test_guidance_one_skips_unconditional_pass(model, tiny_model_dir, monkeypatch):
+    batches = []
+    forward = model.unet.forward
+
+    def spy(sample, *a, **kw):
+        batches.append(sample.shape[0])
+        return forward(sample, *a, **kw)
+
+    monkeypatch.setattr(model.unet, "forward", spy)
+    StableDiffusion(model).generate(_req(tiny_model_dir, guidance=1.0, steps=2))
+    StableDiffusion(model).generate(_req(tiny_model_dir, guidance=7.0, steps=2))
+    assert batches == [1, 1, 2, 2]
+
+
+def test_long_prompt_is_truncated_with_notice(model, tiny_model_dir):
+    result = StableDiffusion(model).generate(_req(tiny_model_dir, prompt="cat " * 100, steps=1))
+    assert any("longer than the text encoder's 77 tokens" in n for n in result.notices)
+
+
+def test_wrong_size_init_image_and_mask_are_resized_with_notice(model, tiny_model_dir, images):
+    init, mask = images  # 48x32
+    result = StableDiffusion(model).generate(
+        _req(tiny_model_dir, init_image=str(init), mask=str(mask), steps=2, strength=1.0)
+    )
+    assert result.images[0].image.size == (32, 32)
+    assert any(n.startswith("Init image was resized from 48x32 to 32x32") for n in result.notices)
+    assert any(n.startswith("Mask was resized") for n in result.notices)
+
+
+def test_strength_too_small_for_steps_is_a_user_error(model, tiny_model_dir, images):
+    from sdstudio.core.errors import UserError
+
+    with pytest.raises(UserError, match="leaves no step"):
+        StableDiffusion(model).generate(
+            _req(tiny_model_dir, init_image=str(images[0]), width=48, strength=0.1, steps=3)
+        )
