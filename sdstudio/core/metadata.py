@@ -16,6 +16,7 @@ stay cheap for the command line.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -406,7 +407,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 _SHA_CACHE: dict[tuple[str, int, int], str] = {}
 
 
+@functools.cache
 def package_versions() -> dict[str, str]:
+    """Versions of the packages that decide the pixels (looked up once: it is slow)."""
     out = {"sdstudio": __version__}
     for pkg in ("torch", "diffusers", "transformers", "numpy", "Pillow"):
         try:
@@ -418,7 +421,7 @@ def package_versions() -> dict[str, str]:
 
 def reproducibility_record(request: GenerationRequest, extra: dict[str, Any] | None) -> dict[str, Any]:
     """Versions, device, dtype, scheduler config and model hash; `extra` (from the engine) wins."""
-    record: dict[str, Any] = {"versions": package_versions(), "device": request.device,
+    record: dict[str, Any] = {"versions": dict(package_versions()), "device": request.device,
                               "dtype": request.dtype}
     model = Path(request.model)
     if "model_sha256" not in (extra or {}) and model.is_file():
