@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     request = GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-        guidance=args.guidance, scheduler=args.scheduler, width=args.width or 8,
-        height=args.height or 8, batch_size=args.batch, init_image=args.init_image,
+        guidance=args.guidance, scheduler=args.scheduler, width=_or(args.width, 8),
+        height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
         strength=args.strength, mask=args.mask, model=args.model, device=args.device,
         dtype=args.dtype,
     ).validate()  # fail fast, before loading a model
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device, args.dtype)
     native = model.native_size
-    request = replace(request, width=args.width or native, height=args.height or native)
+    request = replace(request, width=_or(args.width, native), height=_or(args.height, native))
     with _Progress() as progress:
         result = _generate(StableDiffusion(model), request, progress)
     for notice in result.notices:
@@ -64,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
     for event in result.images:
         print(_save(out, event, extra), flush=True)
     return 0
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 def _generate(sd, request, progress):
