@@ -191,8 +191,23 @@ def _single_file_config(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
             f"{path.name} is not an SD 1.x checkpoint; only SD 1.x single files are supported, "
             "open other models as diffusers folders."
         )
-    name = "sd15-inpainting" if unet_in[1] == 9 else "sd15"
-    return resources_dir() / "configs" / name
+    base = resources_dir() / "configs" / "sd15"
+    return _inpainting_config(base) if unet_in[1] == 9 else base
+
+
+def _inpainting_config(base: Path) -> Path:
+    """The SD 1.x config with a 9-input-channel UNet, made once in the cache folder."""
+    import shutil
+
+    from sdstudio.core.paths import cache_dir
+
+    target = cache_dir() / "configs" / "sd15-inpainting"
+    unet_cfg = target / "unet" / "config.json"
+    if not unet_cfg.is_file():
+        shutil.copytree(base, target, dirs_exist_ok=True)
+        cfg = json.loads(unet_cfg.read_text("utf-8"))
+        unet_cfg.write_text(json.dumps({**cfg, "in_channels": 9}, indent=2), "utf-8")
+    return target
 
 
 def _assemble(
