@@ -66,8 +66,9 @@ def test_show_png_without_parameters(tmp_path, capsys):
 
 
 def test_gallery_commands_do_not_import_torch(filled):
-    code = ("import sys; from sdstudio.cli import main; main(['gallery', 'list']); "
-            "print('torch' in sys.modules)")
+    code = ("import sys, argparse; from sdstudio.commands import gallery as g; "
+            "p = argparse.ArgumentParser(); g.register(p.add_subparsers()); "
+            "a = p.parse_args(['gallery', 'list']); a.func(a); print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("False")

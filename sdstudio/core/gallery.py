@@ -76,7 +76,7 @@ class GalleryImage:
     """One indexed image (a row of the index)."""
 
     id: int
-    path: Path  # absolute
+    file: str  # absolute path (a str: building 10,000 Path objects is slow)
     prompt: str
     negative_prompt: str
     seed: int | None
@@ -90,6 +90,10 @@ class GalleryImage:
     favourite: bool
     file_size: int
     mtime_ns: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
 
 
 @dataclass
@@ -133,6 +137,7 @@ class Gallery:
                                 f"{exc.strerror or exc}.") from exc
         if not self.folder.is_dir():
             raise UserError(f"The gallery folder {self.folder} does not exist or is not a folder.")
+        self._root = os.path.join(str(self.folder), "")  # with a trailing separator
         self.index_path = Path(index_path) if index_path else index_path_for(self.folder)
         self._lock = threading.RLock()
         self._db = self._connect()
@@ -279,7 +284,9 @@ class Gallery:
 
     def _scan(self) -> Iterator[tuple[str, os.stat_result]]:
         """(relative path, stat) of every PNG under the folder, hidden entries skipped."""
-        stack = [self.folder]
+        root = str(self.folder)
+        cut = len(root) + (0 if root.endswith(os.sep) else 1)
+        stack = [root]
         while stack:
             folder = stack.pop()
             try:
@@ -291,9 +298,10 @@ class Gallery:
                     continue
                 try:
                     if e.is_dir(follow_symlinks=False):
-                        stack.append(Path(e.path))
+                        stack.append(e.path)
                     elif e.name.lower().endswith(".png") and e.is_file():
-                        yield self._rel(Path(e.path)), e.stat()
+                        rel = e.path[cut:]
+                        yield (rel.replace(os.sep, "/") if os.sep != "/" else rel), e.stat()
                 except OSError:
                     continue
 
@@ -326,10 +334,34 @@ class Gallery:
     ) -> list[GalleryImage]:
         """Images matching `query`: prompt words, "a phrase", seed:123, model:name, sampler:x,
         steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav."""
+        sql, args = self._select(_COLUMNS, query, favourites_only, newest_first, limit, offset)
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [self._image(r) for r in rows]
+
+    def search_ids(self, query: str = "", *, favourites_only: bool = False,
+                   newest_first: bool = True) -> list[int]:
+        """Like search() but only the row ids: what a virtual list needs up front."""
+        sql, args = self._select("id", query, favourites_only, newest_first, None, 0)
+        with self._lock:
+            return [i for (i,) in self._db.execute(sql, args)]
+
+    def get_many(self, ids: list[int]) -> list[GalleryImage]:
+        """The rows of `ids`, in that order (ids no longer in the index are left out)."""
+        found: dict[int, GalleryImage] = {}
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                sql = f"SELECT {_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+                found.update((r[0], self._image(r)) for r in self._db.execute(sql, chunk))
+        return [found[i] for i in ids if i in found]
+
+    def _select(self, columns: str, query: str, favourites_only: bool, newest_first: bool,
+                limit: int | None, offset: int) -> tuple[str, list[Any]]:
         where, args = parse_query(query)
         if favourites_only:
             where.append("favourite = 1")
-        sql = f"SELECT {_COLUMNS} FROM images"
+        sql = f"SELECT {columns} FROM images"
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = "DESC" if newest_first else "ASC"
@@ -337,9 +369,7 @@ class Gallery:
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             args += [limit, offset]
-        with self._lock:
-            rows = self._db.execute(sql, args).fetchall()
-        return [self._image(r) for r in rows]
+        return sql, args
 
     def count(self) -> int:
         with self._lock:
@@ -353,7 +383,8 @@ class Gallery:
         return self._image(row) if row else None
 
     def _image(self, r: tuple[Any, ...]) -> GalleryImage:
-        return GalleryImage(r[0], self.folder / r[1], *r[2:12], bool(r[12]), r[13], r[14])
+        file = self._root + r[1] if os.sep == "/" else os.path.join(self._root, r[1])
+        return GalleryImage(r[0], file, *r[2:12], bool(r[12]), r[13], r[14])
 
     def parameters(self, path: str | os.PathLike[str]) -> Parameters | None:
         """The full parameters, read from the file itself."""

@@ -18,18 +18,21 @@ def thumbnails_dir() -> Path:
     return cache_dir() / "thumbnails"
 
 
-def thumbnail_path(src: Path, side: int = THUMB_SIDE) -> Path:
+def thumbnail_path(src: Path, side: int = THUMB_SIDE, root: Path | None = None) -> Path:
     """Where the thumbnail of `src` lives; a changed file gets a new name (stat in the key)."""
     st = src.stat()
     key = f"{src.resolve()}|{st.st_size}|{st.st_mtime_ns}|{side}".encode()
     digest = hashlib.sha1(key, usedforsecurity=False).hexdigest()
-    return thumbnails_dir() / digest[:2] / f"{digest}.jpg"
+    return (root or thumbnails_dir()) / digest[:2] / f"{digest}.jpg"
 
 
-def ensure_thumbnail(src: str | os.PathLike[str], side: int = THUMB_SIDE) -> Path:
-    """Return the cached thumbnail of `src`, making it first if needed (safe from any thread)."""
+def ensure_thumbnail(
+    src: str | os.PathLike[str], side: int = THUMB_SIDE, root: Path | None = None
+) -> Path:
+    """Return the cached thumbnail of `src`, making it first if needed (safe from any thread).
+    Threads should pass `root` (read where the settings live) rather than read it themselves."""
     src = Path(src)
-    dest = thumbnail_path(src, side)
+    dest = thumbnail_path(src, side, root)
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,14 @@
 """The gallery's list model and delegate: rows from the index, thumbnails fetched on demand.
 
-Only rows the view paints ask for a thumbnail (`data(DecorationRole)`), so 10,000 images cost
-10,000 small records and a few dozen thumbnails.
+The model holds only row ids; records are read from the index a page at a time, and only rows
+the view paints ask for a thumbnail (`data(DecorationRole)`): 10,000 images cost 10,000 ints, a
+few pages of records and a few dozen thumbnails.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import (
@@ -31,7 +33,10 @@ _Index = QModelIndex | QPersistentModelIndex
 
 
 class GalleryModel(QAbstractListModel):
+    """Rows are index ids; their records are fetched a page at a time when first needed."""
+
     thumbnailShown = Signal(int)  # row whose thumbnail just arrived
+    PAGE = 200
 
     def __init__(self, loader: ThumbnailLoader | None = None, cache_size: int = 800,
                  parent: Any = None) -> None:
@@ -39,61 +44,89 @@ class GalleryModel(QAbstractListModel):
         self.loader = loader or ThumbnailLoader(parent=self)
         self.loader.ready.connect(self._on_ready)
         self.loader.failed.connect(self._on_failed)
-        self._rows: list[GalleryImage] = []
-        self._row_of: dict[str, int] = {}
+        self._fetch: Callable[[list[int]], list[GalleryImage]] = lambda ids: []
+        self._ids: list[int] = []
+        self._row_of_id: dict[int, int] = {}
+        self._records: dict[int, GalleryImage] = {}
+        self._id_of_file: dict[str, int] = {}
         self._pixmaps: OrderedDict[str, QPixmap] = OrderedDict()
         self._broken: set[str] = set()
         self._cache_size = cache_size
 
     # --- contents -------------------------------------------------------------------------------
-    def set_rows(self, rows: list[GalleryImage]) -> None:
+    def set_ids(self, ids: list[int], fetch: Callable[[list[int]], list[GalleryImage]]) -> None:
         self.beginResetModel()
         self.loader.cancel_pending()
-        self._rows = rows
+        self._fetch = fetch
+        self._ids = ids
+        if len(self._records) > 20_000:
+            self._records.clear()
+            self._id_of_file.clear()
         self._reindex()
         self.endResetModel()
 
+    def set_rows(self, rows: list[GalleryImage]) -> None:
+        """Fixed rows (no fetching): for small lists and tests."""
+        for r in rows:
+            self._remember(r)
+        self.set_ids([r.id for r in rows], lambda ids: [])
+
     def insert_first(self, row: GalleryImage) -> None:
         self.beginInsertRows(QModelIndex(), 0, 0)
-        self._rows.insert(0, row)
+        self._remember(row)
+        self._ids.insert(0, row.id)
         self._reindex()
         self.endInsertRows()
 
     def replace(self, row: GalleryImage) -> None:
-        i = self._row_of.get(str(row.path))
+        self._remember(row)
+        i = self._row_of_id.get(row.id)
         if i is not None:
-            self._rows[i] = row
             idx = self.index(i)
             self.dataChanged.emit(idx, idx)
 
-    def remove(self, path: str) -> None:
-        i = self._row_of.get(path)
+    def remove(self, image_id: int) -> None:
+        i = self._row_of_id.get(image_id)
         if i is None:
             return
         self.beginRemoveRows(QModelIndex(), i, i)
-        del self._rows[i]
+        del self._ids[i]
         self._reindex()
         self.endRemoveRows()
 
     def image_at(self, row: int) -> GalleryImage | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        if not 0 <= row < len(self._ids):
+            return None
+        rec = self._records.get(self._ids[row])
+        if rec is None:
+            start = row - row % self.PAGE
+            for r in self._fetch(self._ids[start:start + self.PAGE]):
+                self._remember(r)
+            rec = self._records.get(self._ids[row])
+        return rec
 
-    def row_of(self, path: str) -> int | None:
-        return self._row_of.get(path)
+    def row_of(self, image_id: int) -> int | None:
+        return self._row_of_id.get(image_id)
+
+    def _remember(self, row: GalleryImage) -> None:
+        self._records[row.id] = row
+        self._id_of_file[row.file] = row.id
 
     def _reindex(self) -> None:
-        self._row_of = {str(r.path): i for i, r in enumerate(self._rows)}
+        self._row_of_id = {image_id: i for i, image_id in enumerate(self._ids)}
 
     # --- Qt model API ----------------------------------------------------------------------------
     def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008, N802 (Qt API)
-        return 0 if parent.isValid() else len(self._rows)
+        return 0 if parent.isValid() else len(self._ids)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or index.row() >= len(self._rows):
+        if not index.isValid():
             return None
-        img = self._rows[index.row()]
+        img = self.image_at(index.row())
+        if img is None:
+            return None
         if role == Qt.ItemDataRole.DecorationRole:
-            return self.pixmap(str(img.path))
+            return self.pixmap(img.file)
         if role == Qt.ItemDataRole.ToolTipRole:
             seed = f"seed {img.seed}" if img.seed is not None else "no parameters"
             return f"{img.prompt[:300]}\n{seed} · {img.path.name}"
@@ -124,7 +157,8 @@ class GalleryModel(QAbstractListModel):
         self._changed(path)
 
     def _changed(self, path: str) -> None:
-        row = self._row_of.get(path)
+        image_id = self._id_of_file.get(path)
+        row = self._row_of_id.get(image_id) if image_id is not None else None
         if row is not None:
             idx = self.index(row)
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DecorationRole])
@@ -154,8 +188,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             painter.drawPixmap(target, pm)
         else:
             model = index.model()
-            broken = img is not None and hasattr(model, "is_broken") and model.is_broken(
-                str(img.path))
+            broken = img is not None and hasattr(model, "is_broken") and model.is_broken(img.file)
             painter.setPen(pal.mid().color())
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, "damaged" if broken else "…")
         if img is not None and img.favourite:

@@ -220,15 +220,15 @@ class GalleryPanel(QWidget):
         if self.gallery is None:
             return
         try:
-            rows = self.gallery.search(self.search_box.text(),
-                                       favourites_only=self.fav_button.isChecked(),
-                                       newest_first=self.sort_box.currentIndex() == 0)
+            ids = self.gallery.search_ids(self.search_box.text(),
+                                          favourites_only=self.fav_button.isChecked(),
+                                          newest_first=self.sort_box.currentIndex() == 0)
         except UserError as exc:
             self._set_status(str(exc), error=True)
             return
-        self.model.set_rows(rows)
+        self.model.set_ids(ids, self.gallery.get_many)
         self._update_status()
-        self.refreshed.emit(len(rows))
+        self.refreshed.emit(len(ids))
 
     def _update_status(self, report: SyncReport | None = None) -> None:
         shown = self.model.rowCount()
@@ -388,7 +388,7 @@ class GalleryPanel(QWidget):
         self.gallery.set_favourite(path, not row.favourite)
         row = self._row(path)
         if self.fav_button.isChecked() and not row.favourite:
-            self.model.remove(str(row.path))
+            self.model.remove(row.id)
         else:
             self.model.replace(row)
         if self.viewer is not None and self.viewer.image and self.viewer.image.path == row.path:
@@ -398,9 +398,10 @@ class GalleryPanel(QWidget):
     def _do_delete(self, path: Path) -> None:
         if not self.confirm(f"Move {path.name} to the trash?"):
             return
+        row = self._row(path)
         assert self.gallery is not None
         self.gallery.delete(path)
-        self.model.remove(str(path))
+        self.model.remove(row.id)
         self._update_status()
         if self.viewer is not None and self.viewer.image and self.viewer.image.path == path:
             self.viewer.close()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
-from sdstudio.core.thumbnails import THUMB_SIDE, ensure_thumbnail
+from sdstudio.core.thumbnails import THUMB_SIDE, ensure_thumbnail, thumbnails_dir
 
 
 class _Relay(QObject):
@@ -16,13 +18,13 @@ class _Relay(QObject):
 
 
 class _Task(QRunnable):
-    def __init__(self, path: str, side: int, relay: _Relay) -> None:
+    def __init__(self, path: str, side: int, root: Path, relay: _Relay) -> None:
         super().__init__()
-        self.path, self.side, self.relay = path, side, relay
+        self.path, self.side, self.root, self.relay = path, side, root, relay
 
     def run(self) -> None:
         try:
-            image = QImage(str(ensure_thumbnail(self.path, self.side)))
+            image = QImage(str(ensure_thumbnail(self.path, self.side, self.root)))
         except Exception:  # a damaged or vanished file: show a placeholder, never crash
             image = QImage()
         if image.isNull():
@@ -40,6 +42,7 @@ class ThumbnailLoader(QObject):
     def __init__(self, side: int = THUMB_SIDE, threads: int = 2, parent: QObject | None = None):
         super().__init__(parent)
         self.side = side
+        self.root = thumbnails_dir()  # read here, in the GUI thread, once
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(threads)
         self._pending: set[str] = set()
@@ -51,7 +54,7 @@ class ThumbnailLoader(QObject):
         if path in self._pending:
             return
         self._pending.add(path)
-        self._pool.start(_Task(path, self.side, self._relay))
+        self._pool.start(_Task(path, self.side, self.root, self._relay))
 
     def cancel_pending(self) -> None:
         """Drop queued work (e.g. the list changed); running tasks still report."""
