@@ -1,0 +1,50 @@
+"""`sdstudio train-demo`: train the built-in demo model from scratch on the procedural data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train-demo", help="train the small demo model (coloured shapes) on this machine",
+        description="Train the demo text-to-image model: VAE, then UNet + CLIP text encoder. "
+                    "Checkpoints go to --work; rerun with --resume to continue after a stop.")
+    p.add_argument("--out", type=Path, required=True, help="folder for the diffusers model")
+    p.add_argument("--work", type=Path, default=None,
+                   help="checkpoints, latent cache and log (default: OUT/../OUT.work)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
+    p.add_argument("--stages", default="vae,encode,unet,export",
+                   help="comma-separated subset of vae,encode,unet,export")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--vae-steps", type=int, default=None)
+    p.add_argument("--unet-steps", type=int, default=None)
+    p.add_argument("--images", type=int, default=None, help="training images for the UNet")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="stop each training stage after this many minutes (checkpoint saved)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sdstudio.core.errors import UserError
+    from sdstudio.demo.train import STAGES, TrainConfig
+    from sdstudio.demo.train import run as train
+
+    work = args.work or args.out.parent / f"{args.out.name}.work"
+    if work.exists() and any(work.iterdir()) and not args.resume:
+        raise UserError(f"{work} already holds a training run; pass --resume to continue it.")
+    stages = tuple(s.strip() for s in args.stages.split(",") if s.strip())
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise UserError(f"Unknown stage(s) {', '.join(bad)}; choose from {', '.join(STAGES)}.")
+    cfg = TrainConfig(out=args.out, work=work, seed=args.seed, threads=args.threads,
+                      max_minutes=args.max_minutes)
+    for field, value in (("vae_steps", args.vae_steps), ("unet_steps", args.unet_steps),
+                         ("n_images", args.images)):
+        if value is not None:
+            setattr(cfg, field, value)
+    train(cfg, stages)
+    print(f"model written to {args.out}" if "export" in stages else "stages done")
+    return 0
