@@ -26,7 +26,7 @@ from PySide6.QtCore import (
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QKeySequence, QShortcut
+from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -268,7 +268,10 @@ class GalleryPanel(QWidget):
     # --- saving (from the window) ----------------------------------------------------------------
     def save_image(self, image: Image.Image, request: GenerationRequest, seed: int,
                    extra: dict[str, Any] | None = None) -> None:
-        """Save on the save thread; the image appears when written. Never blocks, never loses."""
+        """Save on the save thread; the image appears when written. Never blocks, never loses.
+        `image` is a PIL image or a QImage (copied here, so the caller may reuse it)."""
+        if isinstance(image, QImage):
+            image = qimage_to_pil(image)
         jobs = [*self._unsaved, (image, request, seed, extra)]
         self._unsaved.clear()
         for job in jobs:
@@ -467,6 +470,14 @@ class GalleryPanel(QWidget):
         if self.gallery is not None:
             self.gallery.close()
             self.gallery = None
+
+
+def qimage_to_pil(image: QImage) -> Image.Image:
+    from PIL import Image
+
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
+    return Image.frombuffer("RGB", (w, h), bytes(rgb.constBits()), "raw", "RGB", stride, 1).copy()
 
 
 def request_from_png(path: str | Path) -> GenerationRequest:
