@@ -110,6 +110,23 @@ def test_parser_raises_nothing_but_parse_errors(text):
         pass
 
 
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=6), kids, max_size=4),
+    max_leaves=12,
+).map(json.dumps)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(["sdstudio", "prompt", "invokeai_metadata", "parameters"]),
+       value=st.one_of(JSONISH, st.text(max_size=40)))
+def test_other_chunks_raise_nothing_but_parse_errors(key, value):
+    try:
+        metadata.parameters_from_info({key: value})
+    except MetadataError:
+        pass
+
+
 # Prompts as users type them: unicode, commas, colons, quotes, brackets, newlines, tabs.
 PROMPT_CHARS = st.characters(blacklist_categories=("Cs",))
 PIECES = st.one_of(PROMPT_CHARS, st.sampled_from(

@@ -256,6 +256,15 @@ def _parse_parameters(text: str) -> Parameters:
 def parse_comfyui(graph_json: str) -> Parameters:
     """ComfyUI's `prompt` chunk: the node graph; read the first sampler and what feeds it."""
     try:
+        return _parse_comfyui(graph_json)
+    except MetadataError:
+        raise
+    except Exception as exc:  # any odd graph: still only a parse error
+        raise MetadataError(f"The ComfyUI workflow in this image could not be read ({exc}).") from exc
+
+
+def _parse_comfyui(graph_json: str) -> Parameters:
+    try:
         graph = json.loads(graph_json)
         node_id, sampler = next(
             (k, v) for k, v in graph.items()
@@ -306,6 +315,15 @@ def parse_comfyui(graph_json: str) -> Parameters:
 def parse_invokeai(meta_json: str) -> Parameters:
     """InvokeAI's `invokeai_metadata` chunk (v3+): a flat JSON object."""
     try:
+        return _parse_invokeai(meta_json)
+    except MetadataError:
+        raise
+    except Exception as exc:
+        raise MetadataError(f"The InvokeAI metadata in this image could not be read ({exc}).") from exc
+
+
+def _parse_invokeai(meta_json: str) -> Parameters:
+    try:
         meta = json.loads(meta_json)
         if not isinstance(meta, dict):
             raise ValueError("not an object")
@@ -344,6 +362,9 @@ def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
             data = json.loads(ours)
             req = data["request"]
             seed = int(data.get("seed", req.get("seed", 0)))
+            record = data.get("record", {})
+            if not isinstance(record, dict) or not isinstance(req.get("prompt", ""), str):
+                raise TypeError("bad record")
         except (ValueError, KeyError, TypeError, AttributeError):
             pass  # damaged: fall back to the A1111 text
         else:
@@ -351,7 +372,7 @@ def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
             p.prompt, p.negative_prompt = req.get("prompt", ""), req.get("negative_prompt", "")
             p.settings.setdefault("Seed", str(seed))
             p.request = {**req, "seed": seed, "batch_size": 1}
-            p.record = data.get("record", {})
+            p.record = record
             p.record.setdefault("created", data.get("created"))
             p.source = "sdstudio"
             return p
