@@ -1,8 +1,8 @@
 """`sdstudio --self-test`: prove an installation works, end to end, without a display.
 
-Loads the demo model (or `SDSTUDIO_SELFTEST_MODEL=<path>`), generates one small image with a few
-steps, checks that the image decoded to real pixels, that Qt (offscreen) can read it, and that its
-generation parameters survive a round trip through the PNG. Prints `self-test passed` and returns
+Loads the demo model (or `SDSTUDIO_SELFTEST_MODEL=<path>`), builds every scheduler of the menu,
+generates one small image with a few steps, checks that the image decoded to real pixels, that Qt
+(offscreen) can read it, and that its generation parameters survive a round trip through the PNG. Prints `self-test passed` and returns
 0, or prints which check failed and why and returns 1. The packaged app runs the same code, so
 this also catches what freezing breaks (missing modules, plugins or data files).
 """
@@ -78,6 +78,15 @@ def load() -> LoadedModel:
     from sdstudio.core.request import DEMO_MODEL
 
     return load_model(os.environ.get(MODEL_ENV) or DEMO_MODEL)
+
+
+def check_schedulers(loaded: LoadedModel) -> None:
+    """Every sampler in the menu builds from the model's scheduler config (diffusers imports each
+    scheduler class lazily: a frozen app without one fails here, not when the user picks it)."""
+    from sdstudio.core.schedulers import SAMPLERS, make_scheduler
+
+    for spec in SAMPLERS:
+        make_scheduler(spec.name, loaded.scheduler_config)
 
 
 def make_request(loaded: LoadedModel) -> GenerationRequest:
@@ -167,6 +176,7 @@ def _run() -> None:
     _stage("Qt platform plugin", check_qt)
     loaded = _stage(f"load model {os.environ.get(MODEL_ENV) or 'demo'}", load)
     _say(f"model {loaded.name} on {loaded.device}, native size {loaded.native_size}")
+    _stage("schedulers", lambda: check_schedulers(loaded))
     request = _stage("request", lambda: make_request(loaded))
     image = _stage(f"generate ({_describe(request)})", lambda: generate(loaded, request))
     _stage("decoded pixels", lambda: check_pixels(image, request))
