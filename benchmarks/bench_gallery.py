@@ -130,7 +130,7 @@ def main() -> int:
     print(f"{'  median (all rows)':<48} {statistics.median(times) * 1000:9.2f} ms")
     g.close()
 
-    visible = 20
+    visible = 40
     t, rows = first_thumbnails(folder, visible)
     ok &= report(f"panel open -> first {visible} thumbnails (cold cache)", t, 1.0)
     t, rows = first_thumbnails(folder, visible)

@@ -218,3 +218,10 @@ def test_screenshot(qtbot, panel, tmp_path):
     qtbot.waitUntil(lambda: panel.model.pixmap(str(panel.model.image_at(2).path)) is not None)
     shot = tmp_path / "panel.png"
     assert panel.grab().save(str(shot)) and shot.stat().st_size > 1000
+
+
+def test_ctrl_wheel_zoom_is_clamped(panel):
+    panel.set_cell_size(10_000)
+    assert panel.view.gridSize().width() == gp.MAX_CELL
+    panel.set_cell_size(1)
+    assert panel.view.gridSize().width() == gp.MIN_CELL

@@ -28,7 +28,8 @@ from sdstudio.core.thumbnails import THUMB_SIDE
 from sdstudio.ui.thumbnails import ThumbnailLoader
 
 IMAGE_ROLE = Qt.ItemDataRole.UserRole  # the row's GalleryImage
-CELL = QSize(THUMB_SIDE + 8, THUMB_SIDE + 8)
+CELL = QSize(120, 120)  # default cell; the panel zooms it with Ctrl+wheel
+MIN_CELL, MAX_CELL = 64, THUMB_SIDE + 8
 _Index = QModelIndex | QPersistentModelIndex
 
 
@@ -171,8 +172,10 @@ class GalleryModel(QAbstractListModel):
 class ThumbnailDelegate(QStyledItemDelegate):
     """A square cell: the thumbnail centred, a star on favourites, a frame when selected."""
 
+    cell = CELL
+
     def sizeHint(self, option: QStyleOptionViewItem, index: _Index) -> QSize:  # noqa: N802
-        return CELL
+        return self.cell
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: _Index) -> None:
         rect: QRect = option.rect.adjusted(2, 2, -2, -2)
@@ -185,6 +188,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
             size = pm.size().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
             target = QRect(0, 0, size.width(), size.height())
             target.moveCenter(rect.center())
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
             painter.drawPixmap(target, pm)
         else:
             model = index.model()

@@ -15,18 +15,27 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QCoreApplication,
+    QEvent,
     QModelIndex,
     QObject,
     QPoint,
     QRunnable,
     QSettings,
+    QSize,
     Qt,
     QThreadPool,
     QTimer,
     QUrl,
     Signal,
 )
-from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtGui import (
+    QDesktopServices,
+    QGuiApplication,
+    QImage,
+    QKeySequence,
+    QShortcut,
+    QWheelEvent,
+)
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -46,7 +55,14 @@ from sdstudio.core.errors import UserError
 from sdstudio.core.gallery import Gallery, GalleryImage, SyncReport, file_name_for
 from sdstudio.core.metadata import MetadataError, Parameters
 from sdstudio.core.paths import data_dir, default_gallery_dir
-from sdstudio.ui.gallery_model import CELL, IMAGE_ROLE, GalleryModel, ThumbnailDelegate
+from sdstudio.ui.gallery_model import (
+    CELL,
+    IMAGE_ROLE,
+    MAX_CELL,
+    MIN_CELL,
+    GalleryModel,
+    ThumbnailDelegate,
+)
 from sdstudio.ui.gallery_viewer import GalleryViewer
 
 if TYPE_CHECKING:
@@ -159,10 +175,12 @@ class GalleryPanel(QWidget):
         self.view.setResizeMode(QListView.ResizeMode.Adjust)
         self.view.setUniformItemSizes(True)  # layout never asks each of 10,000 rows its size
         self.view.setGridSize(CELL)
+        self.view.viewport().installEventFilter(self)  # Ctrl+wheel zooms the thumbnails
         self.view.setLayoutMode(QListView.LayoutMode.Batched)
         self.view.setBatchSize(500)
         self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
-        self.view.setItemDelegate(ThumbnailDelegate(self.view))
+        self.delegate = ThumbnailDelegate(self.view)
+        self.view.setItemDelegate(self.delegate)
         self.view.setModel(self.model)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.view.customContextMenuRequested.connect(self._context_menu)
@@ -187,6 +205,19 @@ class GalleryPanel(QWidget):
         self.search_box.returnPressed.connect(self.refresh)
         self.sort_box.currentIndexChanged.connect(lambda _i: self.refresh())
         self.fav_button.toggled.connect(lambda _on: self.refresh())
+
+    def set_cell_size(self, side: int) -> None:
+        side = max(MIN_CELL, min(MAX_CELL, side))
+        self.delegate.cell = QSize(side, side)
+        self.view.setGridSize(self.delegate.cell)
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if (isinstance(event, QWheelEvent)
+                and event.modifiers() & Qt.KeyboardModifier.ControlModifier):
+            step = 16 if event.angleDelta().y() > 0 else -16
+            self.set_cell_size(self.delegate.cell.width() + step)
+            return True
+        return super().eventFilter(obj, event)
 
     # --- opening and listing --------------------------------------------------------------------
     def open_folder(self, folder: Path) -> None:
