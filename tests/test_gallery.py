@@ -162,6 +162,18 @@ def test_rebuild_from_files_keeps_favourites(gallery):
     assert [i.seed for i in gallery.search("sunset")] == [102]
 
 
+def test_favourites_outlive_a_lost_index(tmp_path):
+    with Gallery(tmp_path / "g") as g:
+        _fill(g)
+        g.set_favourite(g.search("seed:101")[0].path)
+        index = g.index_path
+    for suffix in ("", "-wal", "-shm"):
+        (index.parent / (index.name + suffix)).unlink(missing_ok=True)  # cache wiped
+    with Gallery(tmp_path / "g") as g:
+        assert g.count() == 3
+        assert [i.seed for i in g.search(favourites_only=True)] == [101]
+
+
 def test_damaged_index_is_rebuilt(tmp_path):
     with Gallery(tmp_path / "g") as g:
         _fill(g)

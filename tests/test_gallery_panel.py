@@ -225,3 +225,19 @@ def test_ctrl_wheel_zoom_is_clamped(panel):
     assert panel.view.gridSize().width() == gp.MAX_CELL
     panel.set_cell_size(1)
     assert panel.view.gridSize().width() == gp.MIN_CELL
+
+
+def test_gallery_folder_is_a_setting(qtbot, tmp_path, folder):
+    from PySide6.QtCore import QSettings
+
+    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    p = GalleryPanel(settings=settings)
+    qtbot.addWidget(p)
+    assert p.gallery.folder == folder and p.model.rowCount() == 3
+    p.set_folder(tmp_path / "elsewhere")
+    assert p.gallery.folder == (tmp_path / "elsewhere").resolve() and p.model.rowCount() == 0
+    p.shutdown()
+    p2 = GalleryPanel(settings=settings)
+    qtbot.addWidget(p2)
+    assert p2.gallery.folder == (tmp_path / "elsewhere").resolve()
+    p2.shutdown()

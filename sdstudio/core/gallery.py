@@ -9,6 +9,7 @@ before the file. A crash in between leaves a file without a row, which `sync` pi
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sqlite3
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from sdstudio.core.request import GenerationRequest
 
 SCHEMA_VERSION = "1"
+FAVOURITES_FILE = ".sdstudio-favourites.json"  # in the folder: favourites outlive the index
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS images(
@@ -257,6 +259,8 @@ class Gallery:
                                      [(p,) for p in skipped if p not in on_disk])
                 self._db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)", bad)
                 self._upsert(rows)
+                if rows:
+                    self._apply_saved_favourites()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -397,6 +401,27 @@ class Gallery:
         with self._lock:
             self._db.execute("UPDATE images SET favourite = ? WHERE path = ?",
                              (int(favourite), rel))
+            favs = [p for (p,) in self._db.execute("SELECT path FROM images WHERE favourite")]
+        self._write_saved_favourites(favs)
+
+    def _write_saved_favourites(self, favs: list[str]) -> None:
+        """Keep the favourites beside the files too, so a lost index does not lose them."""
+        target = self.folder / FAVOURITES_FILE
+        tmp = target.with_name(f"{metadata.TEMP_PREFIX}{os.getpid()}-favourites{metadata.TEMP_SUFFIX}")
+        try:
+            tmp.write_text(json.dumps({"favourites": sorted(favs)}, ensure_ascii=False), "utf-8")
+            os.replace(tmp, target)
+        except OSError:  # a read-only folder: the index still holds them
+            tmp.unlink(missing_ok=True)
+
+    def _apply_saved_favourites(self) -> None:
+        try:
+            data = json.loads((self.folder / FAVOURITES_FILE).read_text("utf-8"))
+            favs = [p for p in data["favourites"] if isinstance(p, str)]
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self._db.executemany("UPDATE images SET favourite = 1 WHERE path = ? AND NOT favourite",
+                             [(p,) for p in favs])
 
     def delete(self, path: str | os.PathLike[str], *, permanently: bool = False) -> None:
         """Move the file to the system trash (or delete it); its row goes first."""
