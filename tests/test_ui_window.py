@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,9 @@ def _generate(qtbot, w: MainWindow) -> list:
 
 def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_dir):
     _use_tiny(window, tiny_model_dir, steps=3)
+    threads: set[bool] = set()  # a lambda on the JobQueue's signals runs in the GUI thread
+    window.jobs.step.connect(lambda _sp: threads.add(threading.current_thread() is
+                                                     threading.main_thread()))
     window.prompt_panel.prompt.clear()
     qtbot.keyClicks(window.prompt_panel.prompt, "a red circle on a blue background")
     assert _generate(qtbot, window)[1] == "done", window.last_error
@@ -54,6 +58,7 @@ def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_
     assert labels[-2] == "step 3" and labels[-1].startswith("Final image")  # last step always sent
     assert window.preview_panel.progress.value() == window.preview_panel.progress.maximum()
     assert not window.prompt_panel.cancel_button.isEnabled()
+    assert threads == {True}
 
 
 def test_ctrl_enter_generates(window, qtbot, tiny_model_dir):

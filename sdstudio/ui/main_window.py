@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:
-        w = self.jobs.worker
+        w = self.jobs  # GUI-thread relays of the worker's signals (see JobQueue)
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
