@@ -43,13 +43,15 @@ def channel_images(latents: torch.Tensor) -> list[tuple[Image.Image, float, floa
     """The channels of the first latent of the batch as greyscale 'L' images, each stretched
     from its own (min, max) to 0..255, with that (min, max)."""
     z = latents[0].detach().float().cpu()
-    out = []
-    for c in z:
-        lo, hi = float(c.min()), float(c.max())
-        scale = 255.0 / (hi - lo) if hi > lo else 0.0
-        pixels = ((c - lo) * scale).round().clamp(0, 255).to(torch.uint8).numpy()
-        out.append((Image.fromarray(pixels), lo, hi))
-    return out
+    lo = z.amin(dim=(1, 2), keepdim=True)
+    hi = z.amax(dim=(1, 2), keepdim=True)
+    span = hi - lo
+    scale = torch.where(span > 0, 255.0 / span.clamp_min(1e-12), torch.zeros_like(span))
+    pixels = ((z - lo) * scale).round_().clamp_(0, 255).to(torch.uint8).numpy()
+    return [
+        (Image.fromarray(p), float(a), float(b))
+        for p, a, b in zip(pixels, lo.flatten().tolist(), hi.flatten().tolist(), strict=True)
+    ]
 
 
 def preview_rgb(latents: torch.Tensor) -> Image.Image:
