@@ -161,3 +161,32 @@ def test_window_module_does_not_import_torch():
                          env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_batch_img2img_scrubber_and_reuse(window, qtbot, tiny_model_dir, tmp_path):
+    from PIL import Image
+
+    from sdstudio.core.request import GenerationRequest
+
+    init = tmp_path / "init.png"
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(init)
+    _use_tiny(window, tiny_model_dir, steps=4)
+    window.set_init_image(init)
+    window.params_panel.set_params({"batch_size": 2, "strength": 0.5})
+    assert window.params_panel.params()["init_image"] == str(init)
+    assert _generate(qtbot, window)[1] == "done", window.last_error
+    assert window.session_gallery.count() == 2
+    scrubber = window.preview_panel.scrubber
+    assert scrubber.isEnabled() and scrubber.maximum() >= 1
+    scrubber.setValue(0)
+    assert window.preview_panel.scrub_label.text().startswith("step")
+
+    request = GenerationRequest(prompt="a blue square", negative_prompt="red", seed=99,
+                                steps=5, width=48, height=40, scheduler="DDIM",
+                                model=str(tiny_model_dir))
+    window.apply_request(request)
+    p = window.params_panel.params()
+    assert window.prompt_panel.texts() == ("a blue square", "red")
+    assert (p["seed"], p["seed_random"], p["steps"], p["width"], p["height"]) == (
+        99, False, 5, 48, 40)
+    assert p["scheduler"] == "DDIM" and p["init_image"] is None
