@@ -22,6 +22,7 @@ def run_app(argv: list[str] | None = None,
     app.setOrganizationName("sdstudio")
     window = MainWindow()
     window.show()
+    app.aboutToQuit.connect(window.jobs.shutdown)  # join the worker however the app ends
     if on_shown is not None:
         QTimer.singleShot(0, lambda: on_shown(window))
     # Start importing torch in the worker thread only after the first paint.

@@ -263,6 +263,8 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        if self._quiet_failures:
+            self.model_label.setText("No model loaded: choose one in Parameters ▸ Model")
         self.show_error(message, dialog=not self._quiet_failures)
         self._quiet_failures = False
 
