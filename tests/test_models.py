@@ -107,3 +107,33 @@ def test_single_file_configs_are_shipped():
         tok = CLIPTokenizer.from_pretrained(str(root / "tokenizer"))
         assert len(tok) == 49408
         assert tok("a photo of a cat").input_ids == [49406, 320, 1125, 539, 320, 2368, 49407]
+
+
+def _ldm_file(path, unet_in: int = 4, sd1_text: bool = True):
+    """A safetensors file with SD 1.x original-layout key names (wrong, tiny shapes)."""
+    from safetensors.torch import save_file
+
+    tensors = {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(8, unet_in, 3, 3)}
+    text = "cond_stage_model.transformer" if sd1_text else "cond_stage_model.model"
+    tensors[f"{text}.text_model.embeddings.token_embedding.weight"] = torch.zeros(4, 8)
+    save_file(tensors, str(path))
+    return path
+
+
+def test_single_file_goes_through_from_single_file_offline(tmp_path):
+    """Configs and tokenizer come from resources/ (no network); bad weights -> one sentence."""
+    with pytest.raises(ModelLoadError, match="cannot be loaded as a Stable Diffusion 1.x checkpoint"):
+        load_model(str(_ldm_file(tmp_path / "sd.safetensors")), device="cpu")
+
+
+def test_single_file_config_choice(tmp_path):
+    from sdstudio.core.checkpoints import check_safetensors
+    from sdstudio.core.models import _single_file_config
+
+    f = _ldm_file(tmp_path / "a.safetensors")
+    assert _single_file_config(f, check_safetensors(f)).name == "sd15"
+    f = _ldm_file(tmp_path / "b.safetensors", unet_in=9)
+    assert _single_file_config(f, check_safetensors(f)).name == "sd15-inpainting"
+    f = _ldm_file(tmp_path / "c.safetensors", sd1_text=False)
+    with pytest.raises(ModelLoadError, match="only SD 1.x single files are supported"):
+        _single_file_config(f, check_safetensors(f))
