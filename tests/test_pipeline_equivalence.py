@@ -12,6 +12,9 @@ from sdstudio.core.pipeline import StableDiffusion, fresh_scheduler
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedulers import SAMPLERS
 
+# diffusers' schedulers trip numpy 2 deprecation warnings by the thousand: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 MAX_DIFF = 1  # in 0..255 pixel levels: 1/255
 NAMES = [s.name for s in SAMPLERS]
 PROMPT = "a photo of a red cat on a blue background"
