@@ -38,6 +38,15 @@ def png(tmp_path_factory) -> Path:
     return path
 
 
+def test_parser_defaults_match_core():
+    from sdstudio.cli import build_parser
+    from sdstudio.core.request import DEMO_MODEL
+    from sdstudio.core.schedulers import DEFAULT_SAMPLER
+
+    args = build_parser().parse_args(["generate", "cat", "--out", "x"])
+    assert (args.model, args.scheduler, args.width, args.height) == (DEMO_MODEL, DEFAULT_SAMPLER, None, None)
+
+
 def test_generate_writes_pngs_and_prints_paths(capsys, tiny_model_dir, tmp_path):
     code, out, err = _run(
         capsys, "generate", "a photo of a cat", "--model", str(tiny_model_dir), "--steps", "2",

@@ -7,11 +7,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+# Literal copies of request.DEMO_MODEL and schedulers.DEFAULT_SAMPLER (tests check they agree):
+# importing those modules would import torch, and `sdstudio --help` must stay fast.
+DEMO_MODEL = "demo"
+DEFAULT_SAMPLER = "Euler a"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from sdstudio.core.request import DEMO_MODEL
-    from sdstudio.core.schedulers import DEFAULT_SAMPLER
-
     p = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint)")
     p.add_argument("prompt")
     p.add_argument("--model", default=DEMO_MODEL,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from sdstudio.core.request import DEMO_MODEL
+    from sdstudio.commands.generate import DEMO_MODEL  # no torch import
 
     p = sub.add_parser("vae", help="encode an image with the VAE: 4 channel images, reconstruction, PSNR")
     p.add_argument("image")
