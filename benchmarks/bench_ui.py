@@ -75,7 +75,7 @@ def bench_launch(runs: int, direct: bool = False) -> list[float]:
 
 def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
                     previews: bool = True) -> dict[str, float]:
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
     from sdstudio.ui.main_window import MainWindow
@@ -97,10 +97,12 @@ def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
             "model": model, "steps": n_steps, "width": size, "height": size,
             "scheduler": scheduler, "seed_random": False, "seed": 0, "batch_size": 1,
         })
+        loop = QEventLoop()  # the real event loop, as app.exec() runs it
+        jobs.finished.connect(loop.quit)
         window.generate()
-        while not outcome:
-            app.processEvents()
-            time.sleep(0.001)
+        if not outcome:
+            loop.exec()
+        jobs.finished.disconnect(loop.quit)
 
     print("  warming up (torch import + model load)…", flush=True)
     run_job(1)
@@ -133,7 +135,7 @@ def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
 
 def _idle_gaps(app, seconds: float) -> list[float]:
     """The same heartbeat with nothing running: what the machine itself adds (other processes)."""
-    from PySide6.QtCore import QElapsedTimer, QTimer
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
     ticks: list[int] = []
     clock = QElapsedTimer()
@@ -142,10 +144,9 @@ def _idle_gaps(app, seconds: float) -> list[float]:
     beat.setInterval(HEARTBEAT_MS)
     beat.timeout.connect(lambda: ticks.append(clock.nsecsElapsed()))
     beat.start()
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        app.processEvents()
-        time.sleep(0.001)
+    loop = QEventLoop()
+    QTimer.singleShot(int(seconds * 1000), loop.quit)
+    loop.exec()
     beat.stop()
     return [(b - a) / 1e6 for a, b in zip(ticks, ticks[1:], strict=False)]
 

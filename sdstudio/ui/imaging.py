@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QRect, QSize, Qt
-from PySide6.QtGui import QImage, QPainter, QPaintEvent, QPixmap
-from PySide6.QtWidgets import QSizePolicy, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QImage, QPalette, QPixmap, QResizeEvent
+from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -26,54 +26,55 @@ def pil_to_qimage(image: Image.Image) -> QImage:
     return QImage(data, w, h, w * channels, fmt).copy()
 
 
-class ImageView(QWidget):
+class ImageView(QLabel):
     """Shows one image scaled to fit, keeping its aspect ratio; placeholder text when empty.
 
-    Pixmaps are made here, in the GUI thread, from the QImages the worker sends.
+    Pixmaps are made here, in the GUI thread, from the QImages the worker sends. The image is
+    scaled once per new image or resize and painted by QLabel in C++: painting never needs the
+    Python GIL, which the worker thread holds much of the time while it generates.
     """
 
     def __init__(self, placeholder: str = "", smooth: bool = True, parent: QWidget | None = None):
         super().__init__(parent)
         self._pixmap: QPixmap | None = None
-        self._scaled: QPixmap | None = None  # smooth upscaled copy for the current widget size
         self._placeholder = placeholder
-        self._smooth = smooth
+        self._mode = (Qt.TransformationMode.SmoothTransformation if smooth
+                      else Qt.TransformationMode.FastTransformation)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
         self.setMinimumSize(48, 48)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        # Ignored: the pixmap's size must not feed back into the layout (it follows the widget).
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setBackgroundRole(QPalette.ColorRole.Dark)
+        self.setForegroundRole(QPalette.ColorRole.Light)
+        self.setAutoFillBackground(True)
+        self.setText(placeholder)
 
     def set_image(self, image: QImage | None) -> None:
         self._pixmap = None if image is None or image.isNull() else QPixmap.fromImage(image)
-        self._scaled = None
-        self.update()
+        self._show()
 
     def has_image(self) -> bool:
         return self._pixmap is not None
 
-    def pixmap(self) -> QPixmap | None:
+    def image_pixmap(self) -> QPixmap | None:
+        """The full-resolution pixmap (QLabel.pixmap() is the scaled copy on screen)."""
         return self._pixmap
 
     def set_placeholder(self, text: str) -> None:
         self._placeholder = text
-        self.update()
+        self._show()
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(256, 256)
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt API)
-        painter = QPainter(self)
-        painter.fillRect(self.rect(), self.palette().dark())
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._show()
+
+    def _show(self) -> None:
         if self._pixmap is None:
-            painter.setPen(self.palette().light().color())
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             self._placeholder)
+            self.setText(self._placeholder)
             return
-        size = self._pixmap.size().scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio)
-        target = QRect(0, 0, size.width(), size.height())
-        target.moveCenter(self.rect().center())
-        if not self._smooth:
-            painter.drawPixmap(target, self._pixmap)
-            return
-        if self._scaled is None or self._scaled.size() != target.size():
-            self._scaled = self._pixmap.scaled(target.size(), Qt.AspectRatioMode.IgnoreAspectRatio,
-                                               Qt.TransformationMode.SmoothTransformation)
-        painter.drawPixmap(target.topLeft(), self._scaled)
+        self.setPixmap(self._pixmap.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                           self._mode))
