@@ -18,11 +18,15 @@ WAIT_MS = 180_000  # the first job imports torch and loads the model in the work
 
 
 @pytest.fixture
-def window(qtbot):
+def window(qtbot, tiny_model_dir):
+    """A window whose engine has started and preloaded the tiny model (no startup races)."""
     w = MainWindow()
     qtbot.addWidget(w)
+    _use_tiny(w, tiny_model_dir)
     w.show()
-    w.start_engine()
+    with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
+        w.start_engine()
+    assert w.params_panel.scheduler.count() > 1  # sampler names arrived from the engine
     yield w
     w.close()
     assert not w.jobs.thread.isRunning()
