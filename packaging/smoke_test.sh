@@ -18,7 +18,7 @@ OUT="$DIST/smoke"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 DISPLAY_NUM="${SMOKE_DISPLAY:-:97}"
 SHOW_TIMEOUT="${SMOKE_SHOW_TIMEOUT:-120}"
-GENERATE_WAIT="${SMOKE_GENERATE_WAIT:-90}"
+GENERATE_WAIT="${SMOKE_GENERATE_WAIT:-60}"
 
 [[ "${1:-}" == "--no-build" ]] || bash packaging/build.sh
 DEB="$(ls -t "$DIST"/sdstudio_*.deb | head -1)"
@@ -84,6 +84,20 @@ if [[ $rc != 0 ]]; then cat "$OUT/selftest.log"; fail "packaged self-test failed
 grep -qx 'self-test passed' "$OUT/selftest.log" || fail "self-test exited 0 without 'self-test passed'"
 say "packaged self-test passed in $(since "$t0") s (log: selftest.log)"
 
+# The packaged command line: txt2img, then img2img from that image (other lazy imports).
+MODEL_ARG="${MODEL_ENV[0]:-SDSTUDIO_SELFTEST_MODEL=demo}"
+MODEL_ARG="${MODEL_ARG#SDSTUDIO_SELFTEST_MODEL=}"
+t0=$(now)
+run_clean "$APP" generate "a red circle" --model "$MODEL_ARG" --steps 3 --seed 7 --out "$TMP/gen" \
+    >"$OUT/generate.log" 2>&1 || { cat "$OUT/generate.log"; fail "packaged 'sdstudio generate' failed"; }
+FIRST="$(find "$TMP/gen" -name '*.png' | head -1)"
+[[ -n "$FIRST" ]] || fail "'sdstudio generate' wrote no PNG"
+run_clean "$APP" generate "a blue square" --model "$MODEL_ARG" --steps 3 --init-image "$FIRST" \
+    --strength 0.6 --out "$TMP/img2img" >>"$OUT/generate.log" 2>&1 \
+    || { cat "$OUT/generate.log"; fail "packaged img2img failed"; }
+cp "$FIRST" "$OUT/cli-txt2img.png"
+say "packaged CLI txt2img + img2img ok in $(since "$t0") s"
+
 # ---- 4. the window under Xvfb: time to shown, screenshots, one generation -----------------
 command -v Xvfb >/dev/null || { say "no Xvfb: window test skipped"; exit 0; }
 Xvfb "$DISPLAY_NUM" -screen 0 1600x1000x24 -nolisten tcp >"$OUT/xvfb.log" 2>&1 &
@@ -103,7 +117,9 @@ PID="" SHOWN=""
 launch() {  # $1: label; starts the app like the menu does; sets PID and SHOWN (seconds to shown)
     local t0
     t0=$(now)
-    run_clean DISPLAY="$DISPLAY_NUM" "$APP" >"$OUT/window-$1.log" 2>&1 &
+    # Not through run_clean: $! must be the app itself, so that `kill $PID` closes it.
+    env -i HOME="$HOME_DIR" PATH=/usr/bin:/bin LANG=C.UTF-8 DISPLAY="$DISPLAY_NUM" "$APP" \
+        >"$OUT/window-$1.log" 2>&1 &
     PID=$!
     PIDS+=("$PID")
     for _ in $(seq $((SHOW_TIMEOUT * 20))); do
@@ -120,18 +136,20 @@ sleep 2 && shot window-shown.png
 kill "$PID" && wait "$PID" 2>/dev/null || true
 sleep 1
 
+[[ -z "$(window_id)" ]] || fail "the first window is still open"
 launch warm || fail "the window did not show the second time"
 say "launch to window shown (second start, files cached): $SHOWN s"
 
-# Generate once with the default model: type a prompt, Ctrl+Return, wait, screenshot.
+# Generate once with the default model and prompt: focus the window, Ctrl+Return, screenshots.
 if command -v xdotool >/dev/null; then
     WID="$(window_id)"
-    sleep 5  # let the worker load torch and the model
-    DISPLAY="$DISPLAY_NUM" xdotool windowactivate --sync "$WID" 2>/dev/null || true
-    DISPLAY="$DISPLAY_NUM" xdotool type --delay 20 "a red circle on a blue background"
-    DISPLAY="$DISPLAY_NUM" xdotool key ctrl+Return
-    sleep "$GENERATE_WAIT"
-    shot window-generated.png
+    sleep 5  # let the worker import torch and load the model
+    export DISPLAY="$DISPLAY_NUM"
+    xdotool mousemove --window "$WID" 600 300 windowfocus --sync "$WID" 2>/dev/null || true
+    xdotool key --clearmodifiers ctrl+Return
+    sleep $((GENERATE_WAIT / 3)) && shot window-generating.png
+    sleep $((GENERATE_WAIT - GENERATE_WAIT / 3)) && shot window-generated.png
+    unset DISPLAY
 fi
 kill -0 "$PID" 2>/dev/null || fail "the app died while generating (see window-warm.log)"
 kill "$PID" && wait "$PID" 2>/dev/null || true
