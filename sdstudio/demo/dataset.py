@@ -242,6 +242,20 @@ def draw_scene(scene: Scene, rng: random.Random) -> Sample:
     return Sample(render(scene, rng, centres), caption(scene, rng), scene)
 
 
+def make_dense_image(seed: int, index: int) -> Image.Image:
+    """A busier picture for training the VAE: 3-7 shapes of any colour, size and place."""
+    rng = random.Random(seed * 999_983 + index)
+    bg = rng.choice(list(BACKGROUNDS))
+    s = SUPERSAMPLE
+    img = Image.new("RGB", (SIZE * s, SIZE * s), _jitter(BACKGROUNDS[bg], rng, 4))
+    draw = ImageDraw.Draw(img)
+    for _ in range(rng.randint(3, 7)):
+        cx, cy, r = rng.uniform(0, SIZE), rng.uniform(0, SIZE), rng.uniform(8, 30)
+        poly = shape_polygon(rng.choice(SHAPES), cx * s, cy * s, r * s)
+        draw.polygon(poly, fill=_jitter(COLOURS[rng.choice(list(COLOURS))], rng, 8))
+    return img.resize((SIZE, SIZE), Image.Resampling.BOX)
+
+
 def to_tensor_array(image: Image.Image) -> np.ndarray:
     """PIL RGB -> float32 CHW in [-1, 1], the VAE's input range."""
     arr = np.asarray(image, dtype=np.float32) / 127.5 - 1.0

@@ -24,6 +24,8 @@ import torch.nn.functional as F
 from sdstudio.demo import dataset
 from sdstudio.demo.tokenizer import build_tokenizer
 
+MAX_TOKENS = 32  # the longest generator caption is ~20 tokens; pipelines pad to this length
+
 
 @dataclass
 class TrainConfig:
@@ -34,17 +36,19 @@ class TrainConfig:
     vae_steps: int = 1500
     vae_batch: int = 16
     vae_crop: int = 64
-    vae_lr: float = 1e-3
-    n_images: int = 12000
-    captions_per_image: int = 3
+    vae_lr: float = 5e-4
+    vae_groups: int = 1
+    decoder_steps: int = 100000
+    n_images: int = 6000
+    captions_per_image: int = 4
     unet_steps: int = 6000
-    unet_batch: int = 64
-    unet_lr: float = 6e-4
-    text_lr: float = 3e-4
-    ema_decay: float = 0.998
+    unet_batch: int = 32
+    unet_lr: float = 8e-4
+    text_lr: float = 4e-4
+    ema_decay: float = 0.995
     cfg_dropout: float = 0.1
     max_minutes: float = 0.0  # 0: no time limit; else each stage stops (and saves) after this
-    unet_channels: tuple[int, ...] = (48, 96, 128)
+    unet_channels: tuple[int, ...] = (32, 64, 96)
     text_width: int = 128
     log_every: int = 25
     ckpt_every: int = 200
@@ -52,15 +56,19 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------- components
-def make_vae(scaling_factor: float = 1.0):
+def make_vae(groups: int, scaling_factor: float = 1.0, init_logvar: float | None = None):
     from diffusers import AutoencoderKL
 
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3, out_channels=3, latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=16,
+        block_out_channels=(16, 32, 64, 64), layers_per_block=1, norm_num_groups=groups,
         sample_size=128, scaling_factor=scaling_factor,
     )
+    if init_logvar is not None:  # start with little posterior noise, or the decoder sees only noise
+        with torch.no_grad():
+            vae.encoder.conv_out.bias[4:].fill_(init_logvar)
+    return vae
 
 
 def make_unet(cfg: TrainConfig):
@@ -72,7 +80,7 @@ def make_unet(cfg: TrainConfig):
         # attention (self + cross) at 8x8 and 4x4 only: the 16x16 level is plain ResNets (speed)
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
         up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=cfg.text_width, attention_head_dim=8, norm_num_groups=16,
+        cross_attention_dim=cfg.text_width, attention_head_dim=8, norm_num_groups=8,
     )
 
 
@@ -81,7 +89,7 @@ def make_text_encoder(cfg: TrainConfig, tokenizer):
 
     conf = CLIPTextConfig(
         vocab_size=len(tokenizer), hidden_size=cfg.text_width, intermediate_size=cfg.text_width * 4,
-        num_hidden_layers=3, num_attention_heads=4, max_position_embeddings=77,
+        num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=MAX_TOKENS,
         projection_dim=cfg.text_width, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
@@ -97,7 +105,7 @@ def make_scheduler():
 
 
 def tokenizer_for(cfg: TrainConfig):
-    return build_tokenizer(dataset.vocabulary(), cfg.work / "tokenizer_src")
+    return build_tokenizer(dataset.vocabulary(), cfg.work / "tokenizer_src", MAX_TOKENS)
 
 
 # ---------------------------------------------------------------- utilities
@@ -135,10 +143,16 @@ def images_batch(seed: int, start: int, n: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrs))
 
 
+def dense_batch(seed: int, start: int, n: int) -> torch.Tensor:
+    arrs = [dataset.to_tensor_array(dataset.make_dense_image(seed, start + i)) for i in range(n)]
+    return torch.from_numpy(np.stack(arrs))
+
+
 # ---------------------------------------------------------------- stage 1: VAE
 def vae_batch(cfg: TrainConfig, rng: np.random.Generator, step: int) -> torch.Tensor:
-    """Random crops from fresh images (indices far above the UNet's so nothing repeats)."""
-    imgs = images_batch(cfg.seed + 1, step * cfg.vae_batch, cfg.vae_batch)
+    """Random crops of busy many-shape images (more edges and colours per pixel than the
+    scenes, so the VAE learns objects, not just backgrounds), drawn with their own seed."""
+    imgs = dense_batch(cfg.seed + 1, step * cfg.vae_batch, cfg.vae_batch)
     c = cfg.vae_crop
     ys, xs = rng.integers(0, 128 - c + 1, size=(2, len(imgs))) // 8 * 8
     return torch.stack([im[:, y:y + c, x:x + c] for im, y, x in zip(imgs, ys, xs, strict=True)])
@@ -156,7 +170,7 @@ def vae_loss(vae, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
 
 def train_vae(cfg: TrainConfig) -> None:
     path = cfg.work / "vae.pt"
-    vae = make_vae()
+    vae = make_vae(cfg.vae_groups, init_logvar=-6.0)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     step, ck = 0, load_ckpt(path)
     if ck:
@@ -166,7 +180,7 @@ def train_vae(cfg: TrainConfig) -> None:
     rng = np.random.default_rng(cfg.seed + step)
     start = time.time()
     while step < cfg.vae_steps and not out_of_time(cfg, start):
-        lr = cfg.vae_lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * (1 - step / cfg.vae_steps))
+        lr = cfg.vae_lr * min(1.0, (step + 1) / 30) * (0.1 + 0.9 * (1 - step / cfg.vae_steps))
         for g in opt.param_groups:
             g["lr"] = lr
         loss, parts = vae_loss(vae, vae_batch(cfg, rng, step))
@@ -182,8 +196,40 @@ def train_vae(cfg: TrainConfig) -> None:
     save_ckpt(path, model=vae.state_dict(), opt=opt.state_dict(), step=step)
 
 
+def train_decoder(cfg: TrainConfig) -> None:
+    """Fine-tune the decoder alone on whole 128x128 images; the encoder (and so the cached
+    latents the UNet learns from) stays fixed, so this can run beside the UNet stage."""
+    path = cfg.work / "decoder.pt"
+    vae = load_vae(cfg)
+    ck = load_ckpt(path)
+    step = 0
+    if ck:
+        vae.load_state_dict(ck["model"])
+        step = ck["step"]
+    vae.encoder.requires_grad_(False)
+    vae.quant_conv.requires_grad_(False)
+    params = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.vae_lr * 0.5, weight_decay=0.0)
+    if ck:
+        opt.load_state_dict(ck["opt"])
+    start = time.time()
+    while step < cfg.decoder_steps and not out_of_time(cfg, start):
+        x = torch.cat([images_batch(cfg.seed + 2, step * 2, 2), dense_batch(cfg.seed + 2, step * 2, 2)])
+        loss, parts = vae_loss(vae, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        if step % cfg.log_every == 0:
+            log(cfg, "decoder", step=step, loss=loss.item(), **parts)
+        if step % cfg.ckpt_every == 0:
+            save_ckpt(path, model=vae.state_dict(), opt=opt.state_dict(), step=step)
+    save_ckpt(path, model=vae.state_dict(), opt=opt.state_dict(), step=step)
+
+
 def load_vae(cfg: TrainConfig):
-    vae = make_vae()
+    vae = make_vae(cfg.vae_groups)
     ck = load_ckpt(cfg.work / "vae.pt")
     if ck is None:
         raise FileNotFoundError("train the VAE first (stage 'vae')")
@@ -213,13 +259,13 @@ def encode_dataset(cfg: TrainConfig) -> None:
 
 
 def caption_ids(cfg: TrainConfig, tok, start: int, n: int) -> torch.Tensor:
-    """[n, captions_per_image, 77] token ids: several wordings of each image's scene."""
+    """[n, captions_per_image, MAX_TOKENS] token ids: several wordings of each image's scene."""
     out = []
     for i in range(start, start + n):
         scene = dataset.make_sample(cfg.seed, i).scene
         rng = random.Random(cfg.seed * 7919 + i)
         caps = [dataset.caption(scene, rng) for _ in range(cfg.captions_per_image)]
-        out.append(tok(caps, padding="max_length", max_length=77, truncation=True,
+        out.append(tok(caps, padding="max_length", max_length=MAX_TOKENS, truncation=True,
                        return_tensors="pt").input_ids)
     return torch.stack(out).to(torch.int32)
 
@@ -267,7 +313,7 @@ def train_unet(cfg: TrainConfig) -> None:
     path = cfg.work / "unet.pt"
     data = load_ckpt(cfg.work / "latents.pt")
     tok = tokenizer_for(cfg)
-    empty = tok("", padding="max_length", max_length=77, return_tensors="pt").input_ids[0].int()
+    empty = tok("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0].int()
     unet, text, sched = make_unet(cfg), make_text_encoder(cfg, tok), make_scheduler()
     opt = torch.optim.AdamW([{"params": unet.parameters(), "lr": cfg.unet_lr},
                              {"params": text.parameters(), "lr": cfg.text_lr}], weight_decay=0.01)
@@ -314,8 +360,9 @@ def export(cfg: TrainConfig, use_ema: bool = True) -> Path:
     data = load_ckpt(cfg.work / "latents.pt")
     ck = load_ckpt(cfg.work / "unet.pt")
     tok = tokenizer_for(cfg)
-    vae = make_vae(scaling_factor=round(float(data["scaling_factor"]), 5))
-    vae.load_state_dict(load_ckpt(cfg.work / "vae.pt")["model"])
+    vae = make_vae(cfg.vae_groups, scaling_factor=round(float(data["scaling_factor"]), 5))
+    dec = cfg.work / "decoder.pt"  # the fine-tuned decoder, where there is one
+    vae.load_state_dict(load_ckpt(dec if dec.exists() else cfg.work / "vae.pt")["model"])
     unet, text = make_unet(cfg), make_text_encoder(cfg, tok)
     unet.load_state_dict(ck["ema"][0] if use_ema else ck["unet"])
     text.load_state_dict(ck["ema"][1] if use_ema else ck["text"])
@@ -345,14 +392,15 @@ def _euler_a_config():
 
 
 # ---------------------------------------------------------------- driver
-STAGES = ("vae", "encode", "unet", "export")
+STAGES = ("vae", "encode", "unet", "decoder", "export")
 
 
 def run(cfg: TrainConfig, stages: tuple[str, ...] = STAGES) -> None:
     torch.set_num_threads(cfg.threads)
     cfg.work.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    steps = {"vae": train_vae, "encode": encode_dataset, "unet": train_unet, "export": export}
+    steps = {"vae": train_vae, "encode": encode_dataset, "unet": train_unet,
+             "decoder": train_decoder, "export": export}
     for name in stages:
         log(cfg, "stage", name=name)
         steps[name](cfg)
