@@ -90,7 +90,6 @@ Installed-Size: $(du -sk "$STAGE/opt" | cut -f1)
 Depends: $DEPENDS
 Section: graphics
 Priority: optional
-Homepage: https://localhost/sdstudio
 Description: desktop studio for Stable Diffusion
  Type a prompt, press Generate and watch the image form step by step, with its
  four latent channels beside it; every result is kept in a searchable gallery.
