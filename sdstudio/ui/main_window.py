@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QSettings, Qt, Signal, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -22,11 +22,13 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QScrollArea,
+    QTabWidget,
     QWidget,
 )
 
 from sdstudio.ui import settings as st
 from sdstudio.ui.channels_panel import ChannelsPanel
+from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.params_panel import ParamsPanel
@@ -67,6 +69,7 @@ class MainWindow(QMainWindow):
         self._quiet_failures = False
         self._first_run = not self.settings.contains("generation/params")
         self._build_docks()
+        self._install_gallery()
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
@@ -102,6 +105,20 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.prompt_dock, self.preview_dock, self.channels_dock],
                          [360, 560, 300], Qt.Orientation.Horizontal)
         self.resizeDocks([self.prompt_dock, self.params_dock], [260, 440], Qt.Orientation.Vertical)
+
+    def _install_gallery(self) -> None:
+        """The saved-images gallery in the gallery dock, beside this session's images."""
+        self.gallery_panel = GalleryPanel(settings=self.settings)
+        self._model_info: dict[str, Any] = {}
+        tabs = QTabWidget()
+        tabs.setObjectName("gallery_tabs")
+        tabs.addTab(self.gallery_panel, "Gallery")
+        tabs.addTab(self.session_gallery, "This session")
+        self.gallery_dock.setWidget(tabs)
+        self.gallery_dock.setWindowTitle("Gallery")
+        self.gallery_panel.reuseRequested.connect(self.apply_request)
+        self.gallery_panel.sendToImg2Img.connect(self.set_init_image)
+        self.gallery_panel.errorOccurred.connect(self.show_error)
 
     def _build_actions(self) -> None:
         self.generate_action = QAction("&Generate", self)
@@ -142,6 +159,7 @@ class MainWindow(QMainWindow):
         w.status.connect(self._on_status)
         w.coreReady.connect(self._on_core_ready)
         w.modelLoaded.connect(self._on_model_loaded)
+        w.modelLoaded.connect(self._remember_model_info)
         w.started.connect(self._on_started)
         w.step.connect(self._on_step)
         w.image.connect(self._on_image)
@@ -254,12 +272,25 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_image(self, result: FinishedImage) -> None:
-        """Every finished image arrives here once (the gallery adds saving here)."""
+        """Every finished image arrives here once: shown, and saved to the gallery (on the
+        gallery's save thread; a failure is one sentence and the image is kept elsewhere)."""
         self.session_gallery.add_image(result.image, result.request, result.seed)
+        pil = getattr(result.event, "image", None)
+        self.gallery_panel.save_image(pil if pil is not None else result.image, result.request,
+                                      result.seed, self._record_extra())
         if result.index == 0:
             self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
         for notice in result.notices:
             self.statusBar().showMessage(notice)
+
+    @Slot(dict)
+    def _remember_model_info(self, info: dict) -> None:
+        self._model_info = dict(info)
+
+    def _record_extra(self) -> dict[str, Any]:
+        """What the PNG's reproducibility record needs from the loaded model."""
+        info = self._model_info
+        return {k: info[k] for k in ("device", "dtype") if k in info}
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
@@ -313,6 +344,7 @@ class MainWindow(QMainWindow):
             self.last_error_dialog.close()
         self.hide()
         self.jobs.shutdown()
+        self.gallery_panel.shutdown()  # finishes pending saves: no image is lost on exit
         event.accept()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
@@ -322,5 +354,7 @@ class MainWindow(QMainWindow):
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
         path = dropped_image_path(event)
         if path:
-            self.set_init_image(path)
             event.acceptProposedAction()
+            # After the drop returns: a PNG with SD parameters asks whether to reuse them.
+            QTimer.singleShot(0, lambda: self.gallery_panel.handle_drop(path)
+                              or self.set_init_image(path))
