@@ -18,7 +18,7 @@ OUT="$DIST/smoke"
 PYTHON="${PYTHON:-$ROOT/.venv/bin/python}"
 DISPLAY_NUM="${SMOKE_DISPLAY:-:97}"
 SHOW_TIMEOUT="${SMOKE_SHOW_TIMEOUT:-120}"
-GENERATE_WAIT="${SMOKE_GENERATE_WAIT:-60}"
+GENERATE_WAIT="${SMOKE_GENERATE_WAIT:-150}"
 
 [[ "${1:-}" == "--no-build" ]] || bash packaging/build.sh
 DEB="$(ls -t "$DIST"/sdstudio_*.deb | head -1)"
@@ -140,15 +140,30 @@ sleep 1
 launch warm || fail "the window did not show the second time"
 say "launch to window shown (second start, files cached): $SHOWN s"
 
-# Generate once with the default model and prompt: focus the window, Ctrl+Return, screenshots.
+# Generate once with the default model and prompt: focus the window, Ctrl+Return, then wait for
+# the gallery to save a PNG under the fresh home (or GENERATE_WAIT seconds), with screenshots.
 if command -v xdotool >/dev/null; then
     WID="$(window_id)"
     sleep 5  # let the worker import torch and load the model
     export DISPLAY="$DISPLAY_NUM"
+    touch "$TMP/before-generate"
     xdotool mousemove --window "$WID" 600 300 windowfocus --sync "$WID" 2>/dev/null || true
     xdotool key --clearmodifiers ctrl+Return
-    sleep $((GENERATE_WAIT / 3)) && shot window-generating.png
-    sleep $((GENERATE_WAIT - GENERATE_WAIT / 3)) && shot window-generated.png
+    t0=$(now) saved=""
+    for i in $(seq "$GENERATE_WAIT"); do
+        [[ $i == 20 ]] && shot window-generating.png
+        saved="$(find "$HOME_DIR" -name '*.png' -newer "$TMP/before-generate" 2>/dev/null | head -1)"
+        [[ -n "$saved" ]] && break
+        kill -0 "$PID" 2>/dev/null || break
+        sleep 1
+    done
+    if [[ -n "$saved" ]]; then
+        say "generated from the window in $(since "$t0") s (saved ${saved#"$HOME_DIR"/})"
+        sleep 2
+    else
+        say "no PNG in the gallery folder within ${GENERATE_WAIT} s of Ctrl+Return (the session gallery may not save to disk): see window-generated.png"
+    fi
+    shot window-generated.png
     unset DISPLAY
 fi
 kill -0 "$PID" 2>/dev/null || fail "the app died while generating (see window-warm.log)"
