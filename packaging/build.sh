@@ -59,6 +59,9 @@ if [[ $FREEZE == 0 ]]; then
     rm -rf "$APP/_internal/resources"
     cp -a resources "$APP/_internal/resources"
 fi
+# Everyone may read (and run) what is installed: files from the build tree can be private
+# (the demo model's weights were written 0600), which would lock other users out under /opt.
+chmod -R u+rwX,go+rX,go-w "$APP"
 t_frozen=$(date +%s)
 
 # ---- .tar.gz of the folder -----------------------------------------------------------------

@@ -45,7 +45,23 @@ for path in ./opt/sdstudio/sdstudio ./usr/share/applications/sdstudio.desktop \
     ./usr/bin/sdstudio; do
     grep -q " $path\( \|$\)" "$OUT/deb-contents.txt" || fail "$path is not in the package"
 done
+unreadable="$(awk '$1 !~ /^l/ && substr($1, 8, 1) != "r" {print $NF}' "$OUT/deb-contents.txt" | head -3)"
+[[ -z "$unreadable" ]] || fail "files other users cannot read: $unreadable"
 grep -q '^ Depends:' "$OUT/deb-info.txt" && say "$(grep '^ Depends:' "$OUT/deb-info.txt" | sed 's/^ //')"
+
+# dpkg itself installs and removes it (maintainer scripts included) in an empty database; the
+# Depends are forced because that database knows no other package.
+DPKG_ROOT="$TMP/dpkg-root"
+mkdir -p "$DPKG_ROOT/var/lib/dpkg/info" "$DPKG_ROOT/var/lib/dpkg/updates"
+touch "$DPKG_ROOT/var/lib/dpkg/status"
+dpkg_r() { dpkg --root="$DPKG_ROOT" --force-script-chrootless --log=/dev/null "$@"; }
+dpkg_r --force-depends -i "$DEB" >"$OUT/dpkg-install.log" 2>&1 || fail "dpkg -i failed (dpkg-install.log)"
+[[ "$(dpkg-query --admindir="$DPKG_ROOT/var/lib/dpkg" -W -f='${Status}' sdstudio)" == "install ok installed" ]] \
+    || fail "dpkg does not list sdstudio as installed"
+dpkg_r -r sdstudio >>"$OUT/dpkg-install.log" 2>&1 || fail "dpkg -r failed"
+[[ ! -e "$DPKG_ROOT/opt/sdstudio" ]] || fail "dpkg -r left /opt/sdstudio behind"
+rm -rf "$DPKG_ROOT"
+say "dpkg -i / dpkg -r into an empty root: ok"
 
 # ---- 2. install into a temporary root (what dpkg -i would unpack, without touching /) -------
 INSTALL="$TMP/root"
