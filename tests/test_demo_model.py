@@ -1,0 +1,59 @@
+"""The shipped demo model: it loads with our core, generates, and draws the colour it is asked for."""
+
+from __future__ import annotations
+
+import pytest
+
+from sdstudio.core.paths import demo_model_dir
+from sdstudio.demo import dataset
+from sdstudio.demo.analyse import analyse
+
+HAVE_WEIGHTS = (demo_model_dir() / "unet" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+def test_analyser_reads_generator_images() -> None:
+    for i in range(20):
+        sample = dataset.make_sample(42, i, two_object_rate=0.0, allow_held_out=True)
+        found, obj = analyse(sample.image), sample.scene.objects[0]
+        assert found.background == sample.scene.background
+        assert found.main is not None
+        assert (found.main.colour, found.main.shape, found.main.position, found.main.size) == (
+            obj.colour, obj.shape, obj.position, obj.size)
+
+
+def test_tokenizer_gives_each_caption_word_one_token(tmp_path) -> None:
+    from sdstudio.demo.tokenizer import build_tokenizer
+
+    tok = build_tokenizer(dataset.vocabulary(), tmp_path)
+    ids = tok("a small red circle in the top left on a grey background").input_ids
+    assert len(ids) == 2 + 12
+    assert len(tok("a dog").input_ids) > 3  # unknown words still tokenize, letter by letter
+
+
+def _generate(prompt: str, seed: int = 3):
+    import torch
+
+    from sdstudio.core.models import load_model
+    from sdstudio.core.pipeline import StableDiffusion
+    from sdstudio.core.request import GenerationRequest
+
+    torch.set_num_threads(1)
+    pipe = StableDiffusion(load_model("demo", device="cpu"))
+    req = GenerationRequest(prompt=prompt, seed=seed, steps=12, width=128, height=128,
+                            model="demo", device="cpu")
+    return pipe.generate(req).images[0].image
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="demo model weights not in resources/models/demo")
+def test_demo_model_generates_an_object() -> None:
+    image = _generate("a large pink cross in the centre on a black background")
+    assert image.size == (128, 128)
+    assert analyse(image).objects, "no object found in the generated image"
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="demo model weights not in resources/models/demo")
+@pytest.mark.parametrize(("colour", "background"), [("red", "white"), ("blue", "black")])
+def test_demo_model_draws_the_asked_colour(colour: str, background: str) -> None:
+    found = analyse(_generate(f"a large {colour} square in the centre on a {background} background"))
+    assert found.main is not None, "no object found in the generated image"
+    assert found.main.colour == colour
