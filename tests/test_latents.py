@@ -116,3 +116,11 @@ def test_preview_rgb_is_cheap():
         preview_rgb(z)
         channel_images(z)
     assert (time.perf_counter() - t) / 10 < 0.05  # far below an SD 1.x UNet step at 512x512
+
+
+def test_preview_rgb_rescales_sigma_scaled_latents():
+    """Early latents of Euler-type samplers (std ~ sigma ~ 15) must not preview as clipped noise."""
+    z = torch.randn(1, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    clipped = np.isin(np.asarray(preview_rgb(15 * z)), (0, 255)).mean()
+    assert clipped < 0.1
+    assert np.array_equal(np.asarray(preview_rgb(15 * z)), np.asarray(preview_rgb(z / z.std())))

@@ -58,6 +58,9 @@ def preview_rgb(latents: torch.Tensor) -> Image.Image:
     """A rough RGB picture of the first latent of the batch at latent resolution (h/8 x w/8),
     by a fixed linear projection of the 4 channels; never runs the VAE."""
     z = latents[0, :4].detach().float().cpu()
+    # Mid-run latents of sigma-scaled samplers (Euler, DPM2, ...) have std ~ sqrt(sigma^2 + 1), up to ~15:
+    # bring them back to unit scale (as `scale_model_input` does) so early previews are not clipped noise.
+    z = z / max(1.0, float(z.std()))
     rgb = torch.einsum("chw,cr->hwr", z, SD1_LATENT_RGB)
     pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
     return Image.fromarray(np.ascontiguousarray(pixels))
