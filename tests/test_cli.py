@@ -58,6 +58,12 @@ def test_generate_writes_pngs_and_prints_paths(capsys, tiny_model_dir, tmp_path)
     with Image.open(paths[1]) as im:
         assert im.size == (32, 32)  # the model's native size
         assert "Seed: 10" in im.info.get("parameters", "")
+    assert [p.name for p in paths] == ["00000-9.png", "00001-10.png"]
+    code, out, err = _run(  # a second run numbers on from the highest file
+        capsys, "generate", "a cat", "--model", str(tiny_model_dir), "--steps", "1",
+        "--seed", "9", "--out", str(tmp_path),
+    )
+    assert code == 0 and Path(out.strip()).name == "00002-9.png"
 
 
 def test_generate_img2img_inpaint_resizes_with_notice(capsys, tiny_model_dir, tmp_path, png):

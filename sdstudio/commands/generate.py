@@ -105,14 +105,13 @@ def _record(model) -> dict:
 
 
 def _save(out: Path, event, extra: dict) -> Path:
-    n = 0
+    """Write `NNNNN-SEED.png`, NNNNN one past the highest number already in the folder (as A1111)."""
+    from sdstudio.core.metadata import write_png
+
+    numbers = [int(p.name[:5]) for p in out.glob("[0-9][0-9][0-9][0-9][0-9]-*.png")]
+    n = max(numbers, default=-1) + 1
     while (path := out / f"{n:05d}-{event.seed}.png").exists():
         n += 1
-    try:
-        from sdstudio.core.metadata import write_png
-    except ImportError:  # metadata module not available: plain PNG
-        event.image.save(path)
-        return path
     return write_png(path, event.image, event.request, event.seed, extra, overwrite=False)
 
 
