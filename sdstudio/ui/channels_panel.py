@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 from sdstudio.ui.imaging import ImageView
@@ -21,7 +22,8 @@ class ChannelsPanel(QWidget):
             view = ImageView(f"channel {i}", smooth=False)
             view.setObjectName(f"channel{i}")
             view.setMinimumSize(64, 64)
-            label = QLabel(f"Channel {i}")
+            label = QLabel(f"Channel {i}\n")  # two lines: the range never gets clipped
+            label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
             label.setToolTip("Each channel is scaled from its own min (black) to max (white)")
             cell = QVBoxLayout()
             cell.addWidget(view, 1)
@@ -35,7 +37,7 @@ class ChannelsPanel(QWidget):
             if i < len(channels):
                 ch = channels[i]
                 view.set_image(ch.image)
-                label.setText(f"Channel {i}: {ch.low:+.2f} … {ch.high:+.2f}")
+                label.setText(f"Channel {i}\n{ch.low:+.2f} … {ch.high:+.2f}")
 
     def shown_count(self) -> int:
         return sum(view.has_image() for view in self.views)
