@@ -197,3 +197,23 @@ def test_batch_img2img_scrubber_and_reuse(window, qtbot, tiny_model_dir, tmp_pat
     assert (p["seed"], p["seed_random"], p["steps"], p["width"], p["height"]) == (
         99, False, 5, 48, 40)
     assert p["scheduler"] == "DDIM" and p["init_image"] is None
+
+
+def test_switching_models_follows_native_size_unless_user_chose_one(window, qtbot, tmp_path):
+    """demo 128 -> SD 512 style: a size equal to the old model's native size follows the new
+    model; a size the user picked stays."""
+    from dataclasses import replace
+
+    from sdstudio.core.tiny_model import TINY, build_tiny_model
+
+    bigger = build_tiny_model(tmp_path / "big", size=replace(TINY, sample_size=6))  # native 48
+    assert window.params_panel.params()["width"] == 32  # the tiny model's own size
+    with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
+        window.params_panel.set_params({"model": str(bigger)})
+        window._preload(str(bigger))
+    assert (window.params_panel.params()["width"], window.params_panel.params()["height"]) == (48, 48)
+    window.params_panel.set_params({"width": 40, "height": 40})
+    small = build_tiny_model(tmp_path / "small")
+    with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
+        window._preload(str(small))
+    assert window.params_panel.params()["width"] == 40

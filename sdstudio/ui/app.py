@@ -6,8 +6,10 @@ import sys
 from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
+from sdstudio.core.paths import resources_dir
 from sdstudio.ui.main_window import MainWindow
 
 
@@ -20,6 +22,7 @@ def run_app(argv: list[str] | None = None,
     app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
     app.setApplicationName("sdstudio")
     app.setOrganizationName("sdstudio")
+    app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "sdstudio.png")))
     window = MainWindow()
     window.show()
     app.aboutToQuit.connect(window.jobs.shutdown)  # join the worker however the app ends

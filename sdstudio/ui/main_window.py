@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self._last_started: int | None = None
         self._quiet_failures = False
         self._first_run = not self.settings.contains("generation/params")
+        self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._build_docks()
         self._install_gallery()
         self._build_actions()
@@ -243,15 +244,19 @@ class MainWindow(QMainWindow):
 
     @Slot(dict)
     def _on_model_loaded(self, info: dict) -> None:
-        native = f" · native {info['native_size']}px" if info.get("native_size") else ""
+        size_text = f" · native {info['native_size']}px" if info.get("native_size") else ""
         self.model_label.setText(
-            f"Model: {info['name']} · {info['device']} · {info['dtype']}{native}")
+            f"Model: {info['name']} · {info['device']} · {info['dtype']}{size_text}")
         self.model_label.setToolTip(info["model"])
-        if info.get("native_size"):
-            self.params_panel.set_native_size(info["native_size"])
-            if self._first_run:  # a new user starts at the model's own size
-                self.params_panel.set_params(
-                    {"width": info["native_size"], "height": info["native_size"]})
+        native = int(info.get("native_size") or 0)
+        if native:
+            self.params_panel.set_native_size(native)
+            p = self.params_panel.params()
+            # Follow the model's own size for a new user, and when switching models unless the
+            # user chose a size of their own (e.g. demo 128 -> SD 1.5 512).
+            if self._first_run or (p["width"], p["height"]) == (self._native_size,) * 2:
+                self.params_panel.set_params({"width": native, "height": native})
+            self._native_size = native
         self._first_run = False
         self.modelReady.emit(info)
 

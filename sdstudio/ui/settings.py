@@ -19,8 +19,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "steps": 20,
     "guidance": 7.5,
     "scheduler": "Euler a",
-    "width": 512,
-    "height": 512,
+    "width": 128,  # the demo model's native size; a loaded model's own size replaces it
+    "height": 128,
     "batch_size": 1,
     "init_image": None,
     "strength": 0.75,
