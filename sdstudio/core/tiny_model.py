@@ -46,7 +46,7 @@ class TinySize:
 TINY = TinySize()
 
 
-def _bytes_to_unicode() -> dict[int, str]:
+def bytes_to_unicode() -> dict[int, str]:
     """GPT-2/CLIP byte -> printable unicode char table."""
     bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
     bs += list(range(ord("®"), ord("ÿ") + 1))
@@ -62,7 +62,7 @@ def _bytes_to_unicode() -> dict[int, str]:
 
 def _vocab_and_merges() -> tuple[dict[str, int], list[str]]:
     """Byte-level base vocabulary plus merges that spell a few common prompt words."""
-    chars = list(_bytes_to_unicode().values())
+    chars = list(bytes_to_unicode().values())
     tokens = chars + [c + "</w>" for c in chars]
     merges: list[str] = []
     for word in _WORDS:

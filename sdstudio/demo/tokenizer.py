@@ -11,22 +11,10 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from sdstudio.core.tiny_model import bytes_to_unicode  # CLIP's byte -> unicode map
+
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 PUNCTUATION = list(",.;:!?'\"-()")
-
-
-def bytes_to_unicode() -> dict[int, str]:
-    """CLIP's (and GPT-2's) reversible byte -> printable unicode character map."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, [chr(c) for c in cs], strict=True))
 
 
 def learn_merges(words: list[str]) -> list[tuple[str, str]]:
