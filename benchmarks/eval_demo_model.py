@@ -74,19 +74,21 @@ def pair_cases(n: int, seed: int = 7) -> list[Case]:
 class Generator:
     """Our pipeline on the model folder, Euler a, 128x128."""
 
-    def __init__(self, model: Path, steps: int, guidance: float, sampler: str) -> None:
+    def __init__(self, model: Path, steps: int, guidance: float, sampler: str,
+                 device: str = "cpu") -> None:
         from sdstudio.core.models import load_model
         from sdstudio.core.pipeline import StableDiffusion
 
-        self.pipe = StableDiffusion(load_model(str(model), device="cpu"))
+        self.pipe = StableDiffusion(load_model(str(model), device=device))
         self.model, self.steps, self.guidance, self.sampler = str(model), steps, guidance, sampler
+        self.device = device
 
     def __call__(self, prompt: str, seed: int) -> Image.Image:
         from sdstudio.core.request import GenerationRequest
 
         req = GenerationRequest(prompt=prompt, seed=seed, steps=self.steps, guidance=self.guidance,
                                 scheduler=self.sampler, width=128, height=128, model=self.model,
-                                device="cpu")
+                                device=self.device)
         return self.pipe.generate(req).images[0].image
 
 
@@ -175,11 +177,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--sampler", default="Euler a")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="cpu (the figure the target is for) or cuda")
     p.add_argument("--grid", type=Path, default=None, help="save the generated images as a grid")
     p.add_argument("--verbose", action="store_true", help="print every prompt and what was found")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    gen = Generator(args.model, args.steps, args.guidance, args.sampler)
+    gen = Generator(args.model, args.steps, args.guidance, args.sampler, args.device)
     gen("warm up", 0)
     images, singles, unseen, pairs, seconds = [], [], [], [], []
     for case in single_cases(args.n) + pair_cases(args.pairs):

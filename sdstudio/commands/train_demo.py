@@ -16,12 +16,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoints, latent cache and log (default: OUT/../OUT.work)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
     p.add_argument("--stages", default="vae,encode,unet,export",
-                   help="comma-separated subset of vae,encode,unet,export")
+                   help="comma-separated subset of vae,encode,unet,decoder,export")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cuda or cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is best on a busy CPU)")
-    p.add_argument("--vae-steps", type=int, default=None)
-    p.add_argument("--unet-steps", type=int, default=None)
+    p.add_argument("--workers", type=int, default=0,
+                   help="processes drawing the data set (default: one per CPU core)")
     p.add_argument("--images", type=int, default=None, help="training images for the UNet")
+    for stage in ("vae", "unet", "decoder"):
+        p.add_argument(f"--{stage}-steps", type=int, default=None)
+        p.add_argument(f"--{stage}-minutes", type=float, default=None,
+                       help=f"fit the {stage} step count to this many minutes (after timing 50 steps)")
+    p.add_argument("--unet-batch", type=int, default=None)
+    p.add_argument("--unet-lr", type=float, default=None)
+    p.add_argument("--text-lr", type=float, default=None)
+    p.add_argument("--vae-batch", type=int, default=None)
+    p.add_argument("--unet-attention", default=None,
+                   help="attention per UNet level, e.g. 0,1,1 (default) or 1,1,1")
+    p.add_argument("--warm-restart", action="store_true",
+                   help="unet: keep the checkpoint's weights, start a new optimiser and schedule")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="stop each training stage after this many minutes (checkpoint saved)")
     p.set_defaults(func=run)
@@ -39,12 +52,20 @@ def run(args: argparse.Namespace) -> int:
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise UserError(f"Unknown stage(s) {', '.join(bad)}; choose from {', '.join(STAGES)}.")
-    cfg = TrainConfig(out=args.out, work=work, seed=args.seed, threads=args.threads,
-                      max_minutes=args.max_minutes)
-    for field, value in (("vae_steps", args.vae_steps), ("unet_steps", args.unet_steps),
-                         ("n_images", args.images)):
-        if value is not None:
+    cfg = TrainConfig(out=args.out, work=work, seed=args.seed, device=args.device,
+                      threads=args.threads, workers=args.workers, max_minutes=args.max_minutes,
+                      warm_restart=args.warm_restart)
+    if args.unet_attention is not None:
+        flags = tuple(v.strip() in ("1", "true", "yes") for v in args.unet_attention.split(","))
+        if len(flags) != len(cfg.unet_channels):
+            raise UserError(f"--unet-attention needs {len(cfg.unet_channels)} values, one per UNet level.")
+        cfg.unet_attention = flags
+    for field in ("vae_steps", "unet_steps", "decoder_steps", "vae_minutes", "unet_minutes",
+                  "decoder_minutes", "unet_batch", "unet_lr", "text_lr", "vae_batch"):
+        if (value := getattr(args, field)) is not None:
             setattr(cfg, field, value)
+    if args.images is not None:
+        cfg.n_images = args.images
     train(cfg, stages)
     print(f"model written to {args.out}" if "export" in stages else "stages done")
     return 0

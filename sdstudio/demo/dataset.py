@@ -38,7 +38,7 @@ BACKGROUND_WORDS: dict[str, tuple[str, ...]] = {
     "black": ("black",),
     "gray": ("gray", "grey"),
     "beige": ("beige",),
-    "navy": ("navy", "dark blue"),
+    "navy": ("navy", "dark blue", "blue"),  # "a red circle on a blue background"
 }
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 SIZES = {"small": 13.0, "large": 26.0}  # half-extent in pixels at 128x128
