@@ -124,3 +124,30 @@ def test_preview_rgb_rescales_sigma_scaled_latents():
     clipped = np.isin(np.asarray(preview_rgb(15 * z)), (0, 255)).mean()
     assert clipped < 0.1
     assert np.array_equal(np.asarray(preview_rgb(15 * z)), np.asarray(preview_rgb(z / z.std())))
+
+
+def test_fit_latent_rgb_recovers_a_linear_projection(tmp_path):
+    from sdstudio.core.latents import fit_latent_rgb, load_latent_rgb, save_latent_rgb
+
+    torch.manual_seed(0)
+    true = torch.randn(5, 3) * 0.3
+    lat = torch.randn(16, 4, 4, 4) * 0.5  # std < 1: the preview does not rescale it
+    rgb = torch.einsum("nchw,cr->nrhw", lat, true[:4]) + true[4].view(1, 3, 1, 1)
+    images = rgb.repeat_interleave(8, dim=2).repeat_interleave(8, dim=3)  # flat 8x8 patches
+    fitted = fit_latent_rgb(lat, images)
+    torch.testing.assert_close(fitted, true, rtol=1e-3, atol=1e-4)
+    save_latent_rgb(tmp_path, fitted)
+    torch.testing.assert_close(load_latent_rgb(tmp_path), fitted)
+    preview = np.asarray(preview_rgb(lat[:1], fitted)).astype(float)
+    expected = ((rgb[0].permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).numpy()
+    assert np.abs(preview - expected).max() <= 1.0
+
+
+def test_load_latent_rgb_ignores_missing_or_bad_files(tmp_path):
+    from sdstudio.core.latents import LATENT_RGB_FILE, load_latent_rgb
+
+    assert load_latent_rgb(tmp_path) is None
+    (tmp_path / LATENT_RGB_FILE).write_text("not json")
+    assert load_latent_rgb(tmp_path) is None
+    (tmp_path / LATENT_RGB_FILE).write_text('{"latent_rgb": [[1, 2, 3]]}')
+    assert load_latent_rgb(tmp_path) is None

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image
@@ -54,13 +57,42 @@ def channel_images(latents: torch.Tensor) -> list[tuple[Image.Image, float, floa
     ]
 
 
-def preview_rgb(latents: torch.Tensor) -> Image.Image:
+LATENT_RGB_FILE = "latent_rgb.json"  # beside a VAE's config: its own preview projection
+
+
+def preview_rgb(latents: torch.Tensor, projection: torch.Tensor | None = None) -> Image.Image:
     """A rough RGB picture of the first latent of the batch at latent resolution (h/8 x w/8),
-    by a fixed linear projection of the 4 channels; never runs the VAE."""
+    by a linear projection of the 4 channels (SD 1.x's, or a model's own 5x3 matrix whose last
+    row is a bias, see `fit_latent_rgb`); never runs the VAE."""
     z = latents[0, :4].detach().float().cpu()
     # Mid-run latents of sigma-scaled samplers (Euler, DPM2, ...) have std ~ sqrt(sigma^2 + 1), up to ~15:
     # bring them back to unit scale (as `scale_model_input` does) so early previews are not clipped noise.
     z = z / max(1.0, float(z.std()))
-    rgb = torch.einsum("chw,cr->hwr", z, SD1_LATENT_RGB)
+    if projection is None:
+        rgb = torch.einsum("chw,cr->hwr", z, SD1_LATENT_RGB)
+    else:
+        rgb = torch.einsum("chw,cr->hwr", z, projection[:4]) + projection[4]
     pixels = ((rgb + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy()
     return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def fit_latent_rgb(latents: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Least-squares latent -> RGB projection [5, 3] (4 channel rows + bias) from scaled latents
+    [n, 4, h, w] and their images [n, 3, 8h, 8w] in [-1, 1], averaged over each 8x8 patch."""
+    target = torch.nn.functional.avg_pool2d(images.float(), 8).permute(0, 2, 3, 1).reshape(-1, 3)
+    x = latents.float().permute(0, 2, 3, 1).reshape(-1, 4)
+    x = torch.cat([x, torch.ones(len(x), 1)], dim=1)
+    return torch.linalg.lstsq(x, target).solution
+
+
+def save_latent_rgb(vae_folder: Path, projection: torch.Tensor) -> None:
+    (vae_folder / LATENT_RGB_FILE).write_text(json.dumps({"latent_rgb": projection.tolist()}))
+
+
+def load_latent_rgb(vae_folder: Path) -> torch.Tensor | None:
+    """The model's own preview projection, where its VAE folder has one (None if absent or bad)."""
+    try:
+        value = torch.tensor(json.loads((vae_folder / LATENT_RGB_FILE).read_text())["latent_rgb"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value.float() if value.shape == (5, 3) else None

@@ -11,6 +11,7 @@ import torch
 
 from sdstudio.core import checkpoints
 from sdstudio.core.errors import ModelLoadError, UserError
+from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.paths import demo_model_dir, resources_dir
 from sdstudio.core.request import DEMO_MODEL
 
@@ -32,6 +33,7 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     sha256: str | None = None  # of the single file, where there is one
+    latent_rgb: torch.Tensor | None = None  # the model's own preview projection, if it ships one
 
     @property
     def vae_scale_factor(self) -> int:
@@ -139,9 +141,11 @@ def _from_folder(
         raise ModelLoadError(
             f"The model in {folder} cannot be loaded ({checkpoints._first_line(exc)})."
         ) from None
-    return _assemble(
+    loaded = _assemble(
         name, source or str(folder), tokenizer, text_encoder, unet, vae, sched, device, dtype
     )
+    loaded.latent_rgb = load_latent_rgb(folder / "vae")
+    return loaded
 
 
 def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:

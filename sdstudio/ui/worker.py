@@ -189,7 +189,7 @@ class GenerationWorker(QObject):
         self._last_preview = 0.0
         result = engine.generate(
             request,
-            on_step=self._step_callback(job.job_id),
+            on_step=self._step_callback(job.job_id, getattr(engine.model, "latent_rgb", None)),
             should_cancel=lambda: job.job_id <= self._cancel_upto,
         )
         for ev in result.images:
@@ -200,7 +200,7 @@ class GenerationWorker(QObject):
         if result.notices:
             self.status.emit(" ".join(result.notices))
 
-    def _step_callback(self, job_id: int) -> Callable[[Any], None]:
+    def _step_callback(self, job_id: int, projection: Any = None) -> Callable[[Any], None]:
         from sdstudio.core.latents import channel_images, preview_rgb
 
         def on_step(ev: Any) -> None:
@@ -215,7 +215,7 @@ class GenerationWorker(QObject):
             )
             self.step.emit(StepPreview(
                 job_id=job_id, step=ev.step, total=ev.total, elapsed=ev.elapsed,
-                preview=pil_to_qimage(preview_rgb(latents)), channels=channels,
+                preview=pil_to_qimage(preview_rgb(latents, projection)), channels=channels,
             ))
 
         return on_step
