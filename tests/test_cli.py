@@ -66,6 +66,26 @@ def test_generate_writes_pngs_and_prints_paths(capsys, tiny_model_dir, tmp_path)
     assert code == 0 and Path(out.strip()).name == "00002-9.png"
 
 
+def test_generate_uses_the_model_s_recommended_guidance(capsys, tiny_model_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / "sdstudio.json").write_text('{"guidance": 3.0}')
+    for extra, want in (((), "CFG scale: 3,"), (("--guidance", "6"), "CFG scale: 6,")):
+        code, out, err = _run(capsys, "generate", "a cat", "--model", str(model), "--steps", "1",
+                              *extra, "--out", str(tmp_path / "out"))
+        assert code == 0, err
+        with Image.open(out.strip()) as im:
+            assert want in im.info["parameters"]
+    (model / "sdstudio.json").write_text("{broken")
+    code, out, err = _run(capsys, "generate", "a cat", "--model", str(model), "--steps", "1",
+                          "--out", str(tmp_path / "out"))
+    assert code == 0, err
+    with Image.open(out.strip()) as im:
+        assert "CFG scale: 7.5," in im.info["parameters"]
+
+
 def test_generate_img2img_inpaint_resizes_with_notice(capsys, tiny_model_dir, tmp_path, png):
     code, out, err = _run(
         capsys, "generate", "a cat", "--model", str(tiny_model_dir), "--steps", "2",

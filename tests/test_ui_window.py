@@ -217,3 +217,20 @@ def test_switching_models_follows_native_size_unless_user_chose_one(window, qtbo
     with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
         window._preload(str(small))
     assert window.params_panel.params()["width"] == 40
+
+
+def test_switching_models_follows_recommended_guidance_unless_user_chose_one(window, qtbot, tmp_path):
+    """A model folder's sdstudio.json guidance replaces the previous model's, not the user's."""
+    from sdstudio.core.tiny_model import build_tiny_model
+
+    low = build_tiny_model(tmp_path / "low")
+    (low / "sdstudio.json").write_text('{"guidance": 3.0}')
+    assert window.params_panel.params()["guidance"] == 7.5
+    with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
+        window._preload(str(low))
+    assert window.params_panel.params()["guidance"] == 3.0
+    window.params_panel.set_params({"guidance": 5.0})
+    plain = build_tiny_model(tmp_path / "plain")
+    with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
+        window._preload(str(plain))
+    assert window.params_panel.params()["guidance"] == 5.0

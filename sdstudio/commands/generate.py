@@ -6,6 +6,9 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 # Literal copies of request.DEMO_MODEL and schedulers.DEFAULT_SAMPLER (tests check they agree):
 # importing those modules would import torch, and `sdstudio --help` must stay fast.
@@ -22,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default=DEFAULT_SAMPLER,
                    help='sampler name or slug, e.g. "Euler a", dpmpp_2m_karras (see `sdstudio schedulers`)')
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=7.5, help="CFG scale; <= 1 disables CFG")
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale; <= 1 disables CFG (default: the model's own, else 7.5)")
     p.add_argument("--seed", type=int, default=0, help="image i of the batch uses seed + i")
     p.add_argument("--width", type=int, default=None, help="default: the model's native size")
     p.add_argument("--height", type=int, default=None, help="default: the model's native size")
@@ -42,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-        guidance=args.guidance, scheduler=args.scheduler, width=_or(args.width, 8),
+        guidance=_or(args.guidance, 7.5), scheduler=args.scheduler, width=_or(args.width, 8),
         height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
         strength=args.strength, mask=args.mask, model=args.model, device=args.device,
         dtype=args.dtype,
@@ -57,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, args.device, args.dtype)
     native = model.native_size
-    request = replace(request, width=_or(args.width, native), height=_or(args.height, native))
+    request = replace(request, width=_or(args.width, native), height=_or(args.height, native),
+                      guidance=_or(args.guidance, model.guidance))
     with _Progress() as progress:
         result = _generate(StableDiffusion(model), request, progress)
     for notice in result.notices:
@@ -68,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _or(value: int | None, default: int) -> int:
+def _or(value: T | None, default: T) -> T:
     return default if value is None else value
 
 

@@ -13,9 +13,10 @@ from sdstudio.core import checkpoints
 from sdstudio.core.errors import ModelLoadError, UserError
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.paths import demo_model_dir, resources_dir
-from sdstudio.core.request import DEMO_MODEL
+from sdstudio.core.request import DEFAULT_GUIDANCE, DEMO_MODEL
 
 COMPONENTS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
+MODEL_SETTINGS_FILE = "sdstudio.json"  # optional, beside model_index.json: {"guidance": 3.0}
 # Key whose shape tells an SD 1.x UNet and its input channels (4, or 9 for inpainting).
 _LDM_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 _LDM_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
@@ -34,6 +35,7 @@ class LoadedModel:
     dtype: torch.dtype
     sha256: str | None = None  # of the single file, where there is one
     latent_rgb: torch.Tensor | None = None  # the model's own preview projection, if it ships one
+    guidance: float = DEFAULT_GUIDANCE  # the CFG scale the model works best at (sdstudio.json)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -145,7 +147,18 @@ def _from_folder(
         name, source or str(folder), tokenizer, text_encoder, unet, vae, sched, device, dtype
     )
     loaded.latent_rgb = load_latent_rgb(folder / "vae")
+    loaded.guidance = recommended_guidance(folder)
     return loaded
+
+
+def recommended_guidance(folder: Path) -> float:
+    """A model folder may say which CFG scale suits it in `sdstudio.json` ({"guidance": 3.0});
+    small models over-saturate at SD's 7.5. Anything missing or odd gives the default."""
+    try:
+        value = float(json.loads((folder / MODEL_SETTINGS_FILE).read_text("utf-8"))["guidance"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_GUIDANCE
+    return value if 0.0 <= value <= 30.0 else DEFAULT_GUIDANCE
 
 
 def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:

@@ -10,6 +10,7 @@ from sdstudio.core.errors import UserError
 from sdstudio.core.schedulers import DEFAULT_SAMPLER, canonical_name
 
 DEMO_MODEL = "demo"  # the model id of the model shipped in resources/models/
+DEFAULT_GUIDANCE = 7.5  # SD's usual CFG scale; a model folder may recommend its own
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class GenerationRequest:
     negative_prompt: str = ""
     seed: int = 0  # image i of a batch uses seed + i
     steps: int = 20
-    guidance: float = 7.5  # <= 1 skips the unconditional pass
+    guidance: float = DEFAULT_GUIDANCE  # <= 1 skips the unconditional pass
     scheduler: str = DEFAULT_SAMPLER
     width: int = 512
     height: int = 512

@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
         self._quiet_failures = False
         self._first_run = not self.settings.contains("generation/params")
         self._native_size = 0  # the loaded model's training size; 0 before the first load
+        self._model_guidance = float(st.DEFAULT_PARAMS["guidance"])  # the model's own CFG scale
         self._build_docks()
         self._install_gallery()
         self._build_actions()
@@ -257,6 +258,11 @@ class MainWindow(QMainWindow):
             if self._first_run or (p["width"], p["height"]) == (self._native_size,) * 2:
                 self.params_panel.set_params({"width": native, "height": native})
             self._native_size = native
+        # Likewise the model's recommended guidance (the demo model over-saturates at 7.5).
+        guidance = float(info.get("guidance", st.DEFAULT_PARAMS["guidance"]))
+        if self._first_run or self.params_panel.params()["guidance"] == self._model_guidance:
+            self.params_panel.set_params({"guidance": guidance})
+        self._model_guidance = guidance
         self._first_run = False
         self.modelReady.emit(info)
 

@@ -173,6 +173,7 @@ class GenerationWorker(QObject):
         seconds = time.monotonic() - t0
         info = {"model": model, "name": str(getattr(loaded, "name", _model_label(model))),
                 "native_size": int(getattr(loaded, "native_size", 0) or 0),
+                "guidance": float(getattr(loaded, "guidance", 7.5)),
                 "device": str(getattr(loaded, "device", device)),
                 "dtype": str(getattr(loaded, "dtype", dtype)).replace("torch.", ""),
                 "seconds": seconds}
