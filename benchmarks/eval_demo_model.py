@@ -121,24 +121,37 @@ def rates(rows: list[dict[str, bool]]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- VAE
-def vae_psnr(model: Path, n: int = 48) -> float:
+def _reconstruct(vae, img: Image.Image) -> np.ndarray:
+    x = torch.from_numpy(dataset.to_tensor_array(img))[None]
+    rec = vae.decode(vae.encode(x).latent_dist.mean).sample[0]
+    return ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
+
+
+def vae_check(model: Path, n: int = 48, n_shapes: int = 80) -> tuple[float, dict[str, float]]:
+    """PSNR on held-out images, and how often the analyser still reads the right shape in the
+    VAE's reconstruction of a one-object scene, by size: a ceiling on the UNet's shape score."""
     from diffusers import AutoencoderKL
 
     vae = AutoencoderKL.from_pretrained(model / "vae").eval()
-    errs = []
+    errs, shape_ok = [], {"small": [], "large": []}
     with torch.no_grad():
         for i in range(n):
             img = dataset.make_sample(777_777, i).image
-            x = torch.from_numpy(dataset.to_tensor_array(img))[None]
-            rec = vae.decode(vae.encode(x).latent_dist.mean).sample[0]
-            out = ((rec.clamp(-1, 1) + 1) * 127.5).round().permute(1, 2, 0).numpy()
-            errs.append(float(np.mean((out - np.asarray(img, dtype=np.float32)) ** 2)))
-    return 10 * math.log10(255.0**2 / max(float(np.mean(errs)), 1e-10))
+            errs.append(float(np.mean((_reconstruct(vae, img) - np.asarray(img, np.float32)) ** 2)))
+        for i in range(n_shapes):
+            rng = random.Random(888_888 + i)
+            sample = dataset.draw_scene(dataset.random_scene(rng, False, allow_held_out=True), rng)
+            obj = sample.scene.objects[0]
+            found = analyse(Image.fromarray(_reconstruct(vae, sample.image).astype(np.uint8))).main
+            shape_ok[obj.size].append(found is not None and found.shape == obj.shape)
+    psnr = 10 * math.log10(255.0**2 / max(float(np.mean(errs)), 1e-10))
+    return psnr, {size: float(np.mean(v)) for size, v in shape_ok.items() if v}
 
 
 # ---------------------------------------------------------------- report
 def table(single: dict[str, float], unseen: dict[str, float], pair: dict[str, float],
-          psnr: float, s_per_image: float, args: argparse.Namespace) -> str:
+          psnr: float, vae_shapes: dict[str, float], s_per_image: float,
+          args: argparse.Namespace) -> str:
     lines = [f"Demo model evaluation: {args.n} single-object prompts (half with unseen colour x shape "
              f"pairs), {args.pairs} two-object prompts; {args.steps} steps Euler a, CFG "
              f"{args.guidance}, 128x128, fixed seeds.", "",
@@ -152,6 +165,8 @@ def table(single: dict[str, float], unseen: dict[str, float], pair: dict[str, fl
         lines.append(f"| two objects: {key} | {v:.0%} | | | |")
     lines.append(f"| VAE PSNR (held-out 128x128) | {psnr:.1f} dB | | >= 30 dB | "
                  f"{'yes' if psnr >= 30 else 'NO'} |")
+    for size, v in vae_shapes.items():
+        lines.append(f"| shape read from VAE reconstructions, {size} objects | {v:.0%} | | | |")
     lines.append(f"| seconds per image ({args.steps} steps, CFG, 128x128, our pipeline) | "
                  f"{s_per_image:.2f} s | | <= 1 s | {'yes' if s_per_image <= 1 else 'NO'} |")
     return "\n".join(lines)
@@ -174,13 +189,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=60, help="single-object prompts")
     p.add_argument("--pairs", type=int, default=20, help="two-object prompts")
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--guidance", type=float, default=None,
+                   help="CFG scale (default: the model's recommended one, sdstudio.json)")
     p.add_argument("--sampler", default="Euler a")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu", help="cpu (the figure the target is for) or cuda")
     p.add_argument("--grid", type=Path, default=None, help="save the generated images as a grid")
     p.add_argument("--verbose", action="store_true", help="print every prompt and what was found")
     args = p.parse_args(argv)
+    if args.guidance is None:
+        from sdstudio.core.models import recommended_guidance
+
+        args.guidance = recommended_guidance(args.model)
     torch.set_num_threads(args.threads)
     gen = Generator(args.model, args.steps, args.guidance, args.sampler, args.device)
     gen("warm up", 0)
@@ -204,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     for o in a.objects[:2]], res, flush=True)
     if args.grid:
         save_grid(images, args.grid)
-    print(table(rates(singles), rates(unseen), rates(pairs), vae_psnr(args.model),
+    print(table(rates(singles), rates(unseen), rates(pairs), *vae_check(args.model),
                 float(np.median(seconds)), args))
     return 0
 
