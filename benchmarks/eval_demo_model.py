@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--verbose", action="store_true", help="print every prompt and what was found")
     args = p.parse_args(argv)
     if args.guidance is None:
-        from sdstudio.core.models import recommended_guidance
+        from sdstudio.core.model_settings import recommended_guidance
 
         args.guidance = recommended_guidance(args.model)
     torch.set_num_threads(args.threads)

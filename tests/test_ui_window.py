@@ -219,6 +219,24 @@ def test_switching_models_follows_native_size_unless_user_chose_one(window, qtbo
     assert window.params_panel.params()["width"] == 40
 
 
+def test_first_start_takes_the_demo_model_s_guidance_before_it_has_loaded(qtbot, tmp_path):
+    """A Generate pressed during the first load must not go out at 7.5 (read without torch)."""
+    from sdstudio.core.model_settings import recommended_guidance
+    from sdstudio.core.paths import demo_model_dir
+
+    (tmp_path / "sdstudio.json").write_text('{"guidance": 4.0}')
+    w = MainWindow()  # first run: the demo model is selected; the engine is not started
+    qtbot.addWidget(w)
+    assert w.params_panel.params()["model"] == "demo"
+    assert w.params_panel.params()["guidance"] == recommended_guidance(demo_model_dir())
+    w._preload(str(tmp_path))  # picking a folder applies its scale at once, before the load
+    assert w.params_panel.params()["guidance"] == 4.0
+    w.params_panel.set_params({"guidance": 9.0})
+    w._preload("demo")  # ...but never over the user's own choice
+    assert w.params_panel.params()["guidance"] == 9.0
+    w.close()
+
+
 def test_switching_models_follows_recommended_guidance_unless_user_chose_one(window, qtbot, tmp_path):
     """A model folder's sdstudio.json guidance replaces the previous model's, not the user's."""
     from sdstudio.core.tiny_model import build_tiny_model

@@ -12,11 +12,11 @@ import torch
 from sdstudio.core import checkpoints
 from sdstudio.core.errors import ModelLoadError, UserError
 from sdstudio.core.latents import load_latent_rgb
+from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
 from sdstudio.core.paths import demo_model_dir, resources_dir
-from sdstudio.core.request import DEFAULT_GUIDANCE, DEMO_MODEL
+from sdstudio.core.request import DEMO_MODEL
 
 COMPONENTS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
-MODEL_SETTINGS_FILE = "sdstudio.json"  # optional, beside model_index.json: {"guidance": 3.0}
 # Key whose shape tells an SD 1.x UNet and its input channels (4, or 9 for inpainting).
 _LDM_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
 _LDM_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
@@ -149,16 +149,6 @@ def _from_folder(
     loaded.latent_rgb = load_latent_rgb(folder / "vae")
     loaded.guidance = recommended_guidance(folder)
     return loaded
-
-
-def recommended_guidance(folder: Path) -> float:
-    """A model folder may say which CFG scale suits it in `sdstudio.json` ({"guidance": 3.0});
-    small models over-saturate at SD's 7.5. Anything missing or odd gives the default."""
-    try:
-        value = float(json.loads((folder / MODEL_SETTINGS_FILE).read_text("utf-8"))["guidance"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return DEFAULT_GUIDANCE
-    return value if 0.0 <= value <= 30.0 else DEFAULT_GUIDANCE
 
 
 def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:

@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from sdstudio.core.errors import UserError
+from sdstudio.core.model_settings import DEFAULT_GUIDANCE
 from sdstudio.core.schedulers import DEFAULT_SAMPLER, canonical_name
 
 DEMO_MODEL = "demo"  # the model id of the model shipped in resources/models/
-DEFAULT_GUIDANCE = 7.5  # SD's usual CFG scale; a model folder may recommend its own
 
 
 @dataclass(frozen=True)

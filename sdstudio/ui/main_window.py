@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.core.model_settings import recommended_guidance_for
 from sdstudio.ui import settings as st
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
@@ -69,13 +70,17 @@ class MainWindow(QMainWindow):
         self._quiet_failures = False
         self._first_run = not self.settings.contains("generation/params")
         self._native_size = 0  # the loaded model's training size; 0 before the first load
-        self._model_guidance = float(st.DEFAULT_PARAMS["guidance"])  # the model's own CFG scale
         self._build_docks()
         self._install_gallery()
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
         self._restore()
+        # The chosen model's recommended CFG scale, read now (no torch), so that a Generate
+        # pressed during the first load already uses it; restored settings are the user's own.
+        self._model_guidance = recommended_guidance_for(self.params_panel.params()["model"])
+        if self._first_run:
+            self.params_panel.set_params({"guidance": self._model_guidance})
         self.statusBar().showMessage("Starting…")
 
     # --- layout -------------------------------------------------------------------------------
@@ -240,6 +245,7 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _preload(self, model: str) -> None:
+        self._follow_model_guidance(recommended_guidance_for(model))
         p = self.params_panel.params()
         self.jobs.load_model(model, p["device"], p["dtype"])
 
@@ -258,13 +264,18 @@ class MainWindow(QMainWindow):
             if self._first_run or (p["width"], p["height"]) == (self._native_size,) * 2:
                 self.params_panel.set_params({"width": native, "height": native})
             self._native_size = native
-        # Likewise the model's recommended guidance (the demo model over-saturates at 7.5).
-        guidance = float(info.get("guidance", st.DEFAULT_PARAMS["guidance"]))
-        if self._first_run or self.params_panel.params()["guidance"] == self._model_guidance:
-            self.params_panel.set_params({"guidance": guidance})
-        self._model_guidance = guidance
+        # Likewise its recommended guidance (already applied when it was chosen, where the model
+        # is a folder; a hub id only tells once loaded).
+        self._follow_model_guidance(float(info.get("guidance", st.DEFAULT_PARAMS["guidance"])))
         self._first_run = False
         self.modelReady.emit(info)
+
+    def _follow_model_guidance(self, guidance: float) -> None:
+        """Take a model's recommended CFG scale (the demo model over-saturates at 7.5) for a new
+        user, and when switching models unless the user chose a scale of their own."""
+        if self.params_panel.params()["guidance"] == self._model_guidance:
+            self.params_panel.set_params({"guidance": guidance})
+        self._model_guidance = guidance
 
     @Slot(int)
     def _on_started(self, job_id: int) -> None:
