@@ -4,7 +4,7 @@
 
 Prompts are drawn (seeded) from the generator's scenes in the plain wording of
 `dataset.canonical_caption`; half of them use colour x shape pairs never seen in training
-(`dataset.HELD_OUT`). Each image is generated with our own pipeline (`sdstudio.core`), Euler a,
+(`dataset.HELD_OUT`). Each image is generated with our own pipeline (`sdstudio.core`), Euler a by default,
 128x128, and analysed: colour, shape, position, size, background of the largest object. Also:
 two-object prompts (both colours found, relation right), VAE PSNR on held-out images, seconds
 per image at 20 steps.
@@ -72,7 +72,7 @@ def pair_cases(n: int, seed: int = 7) -> list[Case]:
 
 # ---------------------------------------------------------------- generation
 class Generator:
-    """Our pipeline on the model folder, Euler a, 128x128."""
+    """Our pipeline on the model folder, the chosen sampler, 128x128."""
 
     def __init__(self, model: Path, steps: int, guidance: float, sampler: str,
                  device: str = "cpu") -> None:
@@ -153,7 +153,7 @@ def table(single: dict[str, float], unseen: dict[str, float], pair: dict[str, fl
           psnr: float, vae_shapes: dict[str, float], s_per_image: float,
           args: argparse.Namespace) -> str:
     lines = [f"Demo model evaluation: {args.n} single-object prompts (half with unseen colour x shape "
-             f"pairs), {args.pairs} two-object prompts; {args.steps} steps Euler a, CFG "
+             f"pairs), {args.pairs} two-object prompts; {args.steps} steps {args.sampler}, CFG "
              f"{args.guidance}, 128x128, fixed seeds.", "",
              "| metric | all | unseen pairs | target | met |", "|---|---|---|---|---|"]
     for key in ("colour", "shape", "position", "background", "size", "found"):
