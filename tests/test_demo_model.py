@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from sdstudio.core.paths import demo_model_dir
@@ -30,17 +32,23 @@ def test_tokenizer_gives_each_caption_word_one_token(tmp_path) -> None:
     assert len(tok("a dog").input_ids) > 3  # unknown words still tokenize, letter by letter
 
 
-def _generate(prompt: str, seed: int = 3):
+@functools.cache
+def _pipeline():
     import torch
 
     from sdstudio.core.models import load_model
     from sdstudio.core.pipeline import StableDiffusion
-    from sdstudio.core.request import GenerationRequest
 
     torch.set_num_threads(1)
-    pipe = StableDiffusion(load_model("demo", device="cpu"))
-    req = GenerationRequest(prompt=prompt, seed=seed, steps=12, width=128, height=128,
-                            model="demo", device="cpu")
+    return StableDiffusion(load_model("demo", device="cpu"))
+
+
+def _generate(prompt: str, seed: int = 3, steps: int = 12):
+    from sdstudio.core.request import GenerationRequest
+
+    pipe = _pipeline()
+    req = GenerationRequest(prompt=prompt, seed=seed, steps=steps, width=128, height=128,
+                            guidance=pipe.model.guidance, model="demo", device="cpu")
     return pipe.generate(req).images[0].image
 
 
@@ -57,3 +65,12 @@ def test_demo_model_draws_the_asked_colour(colour: str, background: str) -> None
     found = analyse(_generate(f"a large {colour} square in the centre on a {background} background"))
     assert found.main is not None, "no object found in the generated image"
     assert found.main.colour == colour
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="demo model weights not in resources/models/demo")
+def test_demo_model_recommends_a_low_guidance_and_draws_the_readme_prompt() -> None:
+    """The README's first prompt: 'blue background' is the navy of the training data."""
+    assert 1.0 < _pipeline().model.guidance < 7.5
+    found = [analyse(_generate("a red circle on a blue background", seed=s)) for s in (1, 2, 3)]
+    assert all(f.background == "navy" for f in found)
+    assert sum(f.main is not None and f.main.colour == "red" for f in found) >= 2
