@@ -74,3 +74,19 @@ def test_demo_model_recommends_a_low_guidance_and_draws_the_readme_prompt() -> N
     found = [analyse(_generate("a red circle on a blue background", seed=s)) for s in (1, 2, 3)]
     assert all(f.background == "navy" for f in found)
     assert sum(f.main is not None and f.main.colour == "red" for f in found) >= 2
+
+
+@pytest.mark.skipif(not HAVE_WEIGHTS, reason="demo model weights not in resources/models/demo")
+def test_diffusers_loads_the_demo_model_and_matches_our_pipeline_pixel_for_pixel() -> None:
+    import numpy as np
+    import torch
+    from diffusers import StableDiffusionPipeline
+
+    prompt = "a large red circle in the centre on a white background"
+    ref = StableDiffusionPipeline.from_pretrained(
+        str(demo_model_dir()), safety_checker=None, requires_safety_checker=False)
+    ref.set_progress_bar_config(disable=True)
+    theirs = ref(prompt, num_inference_steps=6, guidance_scale=3.0, height=128, width=128,
+                 generator=torch.Generator().manual_seed(5)).images[0]
+    ours = _generate(prompt, seed=5, steps=6)
+    assert np.array_equal(np.asarray(theirs), np.asarray(ours))
