@@ -40,9 +40,12 @@ def png(tmp_path_factory) -> Path:
 
 def test_parser_defaults_match_core():
     from sdstudio.cli import build_parser
+    from sdstudio.core.model_settings import recommended_guidance, recommended_guidance_for
+    from sdstudio.core.paths import demo_model_dir
     from sdstudio.core.request import DEMO_MODEL
     from sdstudio.core.schedulers import DEFAULT_SAMPLER
 
+    assert recommended_guidance_for(DEMO_MODEL) == recommended_guidance(demo_model_dir())
     args = build_parser().parse_args(["generate", "cat", "--out", "x"])
     assert (args.model, args.scheduler, args.width, args.height) == (DEMO_MODEL, DEFAULT_SAMPLER, None, None)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from sdstudio.core.model_settings import recommended_guidance
 from sdstudio.demo import train
 
 TINY = dict(vae_channels=(8, 16, 16, 16), vae_layers=1, n_images=48, vae_images=16, vae_steps=3,
@@ -58,6 +59,7 @@ def test_tiny_training_run_exports_a_model_that_generates_and_resumes(tmp_path: 
     assert pipe.vae.config.scaling_factor == 1.0
     record = json.loads((out / "training_config.json").read_text())
     assert record["unet_steps_done"] == 3 and len(record["latent_std"]) == 4
+    assert recommended_guidance(out) == cfg.guidance
 
     # resume: the same work folder with more steps continues from step 3, not from scratch
     train.run(train.TrainConfig(out=out, work=work, device="cpu", **{**TINY, "unet_steps": 5}), ("unet",))

@@ -42,11 +42,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sdstudio.core.errors import UserError
+    from sdstudio.core.model_settings import DEFAULT_GUIDANCE
     from sdstudio.core.request import GenerationRequest
 
     request = GenerationRequest(
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-        guidance=_or(args.guidance, 7.5), scheduler=args.scheduler, width=_or(args.width, 8),
+        guidance=_or(args.guidance, DEFAULT_GUIDANCE), scheduler=args.scheduler, width=_or(args.width, 8),
         height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
         strength=args.strength, mask=args.mask, model=args.model, device=args.device,
         dtype=args.dtype,

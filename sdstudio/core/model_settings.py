@@ -15,6 +15,10 @@ MODEL_SETTINGS_FILE = "sdstudio.json"
 DEFAULT_GUIDANCE = 7.5  # SD's usual CFG scale
 
 
+def save_model_settings(folder: Path, guidance: float) -> None:
+    (folder / MODEL_SETTINGS_FILE).write_text(json.dumps({"guidance": guidance}) + "\n", "utf-8")
+
+
 def recommended_guidance(folder: Path) -> float:
     """The CFG scale a model folder recommends (small models over-saturate at SD's 7.5);
     anything missing or odd gives the default."""

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdstudio.core.model_settings import save_model_settings
 from sdstudio.demo import dataset
 from sdstudio.demo.tokenizer import EOS, build_tokenizer
 
@@ -66,6 +67,7 @@ class TrainConfig:
     text_lr: float = 5e-4
     ema_decay: float = 0.999
     cfg_dropout: float = 0.1
+    guidance: float = 3.0  # the CFG scale the export recommends (sdstudio.json); SD's 7.5 over-saturates
     vae_minutes: float = 0.0  # > 0: fit vae_steps to this budget after timing the first steps
     unet_minutes: float = 0.0  # likewise for unet_steps
     decoder_minutes: float = 0.0  # likewise for decoder_steps
@@ -551,6 +553,7 @@ def export(cfg: TrainConfig, use_ema: bool = True) -> Path:
     for name in ("vocab.json", "merges.txt"):  # also the classic CLIP files, for older transformers
         (cfg.out / "tokenizer" / name).write_bytes((cfg.work / "tokenizer_src" / name).read_bytes())
     _save_preview_projection(cfg, vae, cfg.out / "vae")
+    save_model_settings(cfg.out, cfg.guidance)
     (cfg.out / "training_config.json").write_text(
         json.dumps(_public_config(cfg, ck["step"], data), indent=2) + "\n")
     return cfg.out

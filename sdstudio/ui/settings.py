@@ -8,6 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
+from sdstudio.core.model_settings import DEFAULT_GUIDANCE
 from sdstudio.core.paths import config_dir, default_models_dir
 
 # UI defaults; they mirror GenerationRequest's defaults without importing the core (fast start).
@@ -17,7 +18,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "seed": 0,
     "seed_random": True,
     "steps": 20,
-    "guidance": 7.5,
+    "guidance": DEFAULT_GUIDANCE,
     "scheduler": "Euler a",
     "width": 128,  # the demo model's native size; a loaded model's own size replaces it
     "height": 128,

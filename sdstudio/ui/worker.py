@@ -17,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
+from sdstudio.core.model_settings import DEFAULT_GUIDANCE
 from sdstudio.ui.imaging import pil_to_qimage
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,7 @@ class GenerationWorker(QObject):
         seconds = time.monotonic() - t0
         info = {"model": model, "name": str(getattr(loaded, "name", _model_label(model))),
                 "native_size": int(getattr(loaded, "native_size", 0) or 0),
-                "guidance": float(getattr(loaded, "guidance", 7.5)),
+                "guidance": float(getattr(loaded, "guidance", DEFAULT_GUIDANCE)),
                 "device": str(getattr(loaded, "device", device)),
                 "dtype": str(getattr(loaded, "dtype", dtype)).replace("torch.", ""),
                 "seconds": seconds}
