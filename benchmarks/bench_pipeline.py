@@ -24,7 +24,7 @@ from sdstudio.core.latents import channel_images, preview_rgb  # noqa: E402
 from sdstudio.core.models import load_model  # noqa: E402
 from sdstudio.core.pipeline import StableDiffusion, fresh_scheduler  # noqa: E402
 from sdstudio.core.request import GenerationRequest  # noqa: E402
-from sdstudio.core.tiny_model import TinySize, build_tiny_model  # noqa: E402
+from sdstudio.testing.tiny_models import TinySize, build_tiny_model  # noqa: E402
 
 BENCH_SIZE = TinySize(
     unet_channels=(64, 128, 128), unet_layers=1, text_hidden=128, text_layers=2,

@@ -169,7 +169,7 @@ def main() -> None:
             os.environ["SDSTUDIO_HOME"] = home
             model = args.model
             if model is None:
-                from sdstudio.core.tiny_model import build_tiny_model
+                from sdstudio.testing.tiny_models import build_tiny_model
 
                 model = str(build_tiny_model(Path(home) / "tiny"))
             print(f"heartbeat every {HEARTBEAT_MS} ms during generation "

@@ -90,7 +90,7 @@ run_clean "$INSTALL/usr/bin/sdstudio" --help >"$OUT/help.txt" 2>&1 || fail "sdst
 MODEL_ENV=()
 if [[ ! -f "$INSTALL/opt/sdstudio/_internal/resources/models/demo/model_index.json" ]]; then
     say "no demo model in the package: self-test with a tiny random model"
-    "$PYTHON" -c "from sdstudio.core.tiny_model import build_tiny_model as b; b('$TMP/tiny')" >/dev/null 2>&1
+    "$PYTHON" -c "from sdstudio.testing.tiny_models import build_tiny_model as b; b('$TMP/tiny')" >/dev/null 2>&1
     MODEL_ENV=(SDSTUDIO_SELFTEST_MODEL="$TMP/tiny")
 fi
 t0=$(now)

@@ -30,7 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random SD 1.x-shaped model in diffusers layout (32x32 native size), built once."""
-    from sdstudio.core.tiny_model import build_tiny_model
+    from sdstudio.testing.tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_model") / "tiny", seed=0)
 
@@ -38,7 +38,7 @@ def tiny_model_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_inpaint_model_dir(tmp_path_factory):
     """Same as tiny_model_dir with a 9-input-channel inpainting UNet."""
-    from sdstudio.core.tiny_model import build_tiny_model
+    from sdstudio.testing.tiny_models import build_tiny_model
 
     return build_tiny_model(
         tmp_path_factory.mktemp("tiny_inpaint") / "tiny", seed=0, inpainting=True

@@ -95,7 +95,7 @@ def test_single_file_configs_are_shipped():
 
     from transformers import CLIPTokenizer
 
-    from sdstudio.core.models import _inpainting_config
+    from sdstudio.core.models.single_file import _inpainting_config
     from sdstudio.core.paths import resources_dir
 
     base = resources_dir() / "configs" / "sd15"
@@ -127,8 +127,8 @@ def test_single_file_goes_through_from_single_file_offline(tmp_path):
 
 
 def test_single_file_config_choice(tmp_path):
-    from sdstudio.core.checkpoints import check_safetensors
-    from sdstudio.core.models import _single_file_config
+    from sdstudio.core.models.checkpoints import check_safetensors
+    from sdstudio.core.models.single_file import single_file_config as _single_file_config
 
     f = _ldm_file(tmp_path / "a.safetensors")
     assert _single_file_config(f, check_safetensors(f)).name == "sd15"

@@ -40,7 +40,7 @@ def test_scheduler_names_and_slugs(spec):
     assert canonical_name(spec.name) == spec.name
     assert canonical_name(slug(spec.name)) == spec.name
     assert canonical_name(spec.name.upper()) == spec.name
-    from sdstudio.core.tiny_model import SD_SCHEDULER_CONFIG
+    from sdstudio.testing.tiny_models import SD_SCHEDULER_CONFIG
 
     sched = make_scheduler(spec.name, SD_SCHEDULER_CONFIG)
     assert type(sched).__name__ == spec.cls

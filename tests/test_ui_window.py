@@ -204,7 +204,7 @@ def test_switching_models_follows_native_size_unless_user_chose_one(window, qtbo
     model; a size the user picked stays."""
     from dataclasses import replace
 
-    from sdstudio.core.tiny_model import TINY, build_tiny_model
+    from sdstudio.testing.tiny_models import TINY, build_tiny_model
 
     bigger = build_tiny_model(tmp_path / "big", size=replace(TINY, sample_size=6))  # native 48
     assert window.params_panel.params()["width"] == 32  # the tiny model's own size
@@ -239,7 +239,7 @@ def test_first_start_takes_the_demo_model_s_guidance_before_it_has_loaded(qtbot,
 
 def test_switching_models_follows_recommended_guidance_unless_user_chose_one(window, qtbot, tmp_path):
     """A model folder's sdstudio.json guidance replaces the previous model's, not the user's."""
-    from sdstudio.core.tiny_model import build_tiny_model
+    from sdstudio.testing.tiny_models import build_tiny_model
 
     low = build_tiny_model(tmp_path / "low")
     (low / "sdstudio.json").write_text('{"guidance": 3.0}')

@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from sdstudio.core.tiny_model import bytes_to_unicode  # CLIP's byte -> unicode map
+from sdstudio.testing.tiny_models import bytes_to_unicode  # CLIP's byte -> unicode map
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 PUNCTUATION = list(",.;:!?'\"-()")

@@ -9,17 +9,15 @@ from typing import Any
 
 import torch
 
-from sdstudio.core import checkpoints
 from sdstudio.core.errors import ModelLoadError, UserError
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
-from sdstudio.core.paths import demo_model_dir, resources_dir
+from sdstudio.core.models import checkpoints
+from sdstudio.core.models.single_file import single_file_config
+from sdstudio.core.paths import demo_model_dir
 from sdstudio.core.request import DEMO_MODEL
 
 COMPONENTS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
-# Key whose shape tells an SD 1.x UNet and its input channels (4, or 9 for inpainting).
-_LDM_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
-_LDM_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
 
 
 @dataclass
@@ -164,7 +162,7 @@ def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> L
         raise ModelLoadError(
             f"{path.name} is not a model file; use a .safetensors or .ckpt file or a diffusers folder."
         )
-    config = _single_file_config(path, shapes)
+    config = single_file_config(path, shapes)
     from diffusers import StableDiffusionPipeline
 
     try:
@@ -184,37 +182,6 @@ def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> L
         path.stem, str(path), pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae,
         dict(pipe.scheduler.config), device, dtype, sha256=checkpoints.sha256_file(path),
     )
-
-
-def _single_file_config(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
-    """Pick the shipped diffusers config folder matching an original-layout SD 1.x checkpoint."""
-    unet_in = shapes.get(_LDM_UNET_IN)
-    if unet_in is None:
-        raise ModelLoadError(
-            f"{path.name} is not a Stable Diffusion checkpoint (no UNet weights in the original layout)."
-        )
-    if _LDM_SD1_TEXT not in shapes:
-        raise ModelLoadError(
-            f"{path.name} is not an SD 1.x checkpoint; only SD 1.x single files are supported, "
-            "open other models as diffusers folders."
-        )
-    base = resources_dir() / "configs" / "sd15"
-    return _inpainting_config(base) if unet_in[1] == 9 else base
-
-
-def _inpainting_config(base: Path) -> Path:
-    """The SD 1.x config with a 9-input-channel UNet, made once in the cache folder."""
-    import shutil
-
-    from sdstudio.core.paths import cache_dir
-
-    target = cache_dir() / "configs" / "sd15-inpainting"
-    unet_cfg = target / "unet" / "config.json"
-    if not unet_cfg.is_file():
-        shutil.copytree(base, target, dirs_exist_ok=True)
-        cfg = json.loads(unet_cfg.read_text("utf-8"))
-        unet_cfg.write_text(json.dumps({**cfg, "in_channels": 9}, indent=2), "utf-8")
-    return target
 
 
 def _assemble(

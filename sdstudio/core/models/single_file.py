@@ -1,0 +1,44 @@
+"""Single-file checkpoints (original LDM layout): tell the family from the keys, pick the shipped config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sdstudio.core.errors import ModelLoadError
+from sdstudio.core.paths import resources_dir
+
+# Key whose shape tells an SD 1.x UNet and its input channels (4, or 9 for inpainting).
+_LDM_UNET_IN = "model.diffusion_model.input_blocks.0.0.weight"
+_LDM_SD1_TEXT = "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"
+
+
+def single_file_config(path: Path, shapes: dict[str, tuple[int, ...]]) -> Path:
+    """Pick the shipped diffusers config folder matching an original-layout SD 1.x checkpoint."""
+    unet_in = shapes.get(_LDM_UNET_IN)
+    if unet_in is None:
+        raise ModelLoadError(
+            f"{path.name} is not a Stable Diffusion checkpoint (no UNet weights in the original layout)."
+        )
+    if _LDM_SD1_TEXT not in shapes:
+        raise ModelLoadError(
+            f"{path.name} is not an SD 1.x checkpoint; only SD 1.x single files are supported, "
+            "open other models as diffusers folders."
+        )
+    base = resources_dir() / "configs" / "sd15"
+    return _inpainting_config(base) if unet_in[1] == 9 else base
+
+
+def _inpainting_config(base: Path) -> Path:
+    """The SD 1.x config with a 9-input-channel UNet, made once in the cache folder."""
+    import shutil
+
+    from sdstudio.core.paths import cache_dir
+
+    target = cache_dir() / "configs" / "sd15-inpainting"
+    unet_cfg = target / "unet" / "config.json"
+    if not unet_cfg.is_file():
+        shutil.copytree(base, target, dirs_exist_ok=True)
+        cfg = json.loads(unet_cfg.read_text("utf-8"))
+        unet_cfg.write_text(json.dumps({**cfg, "in_channels": 9}, indent=2), "utf-8")
+    return target

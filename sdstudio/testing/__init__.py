@@ -1,0 +1,1 @@
+"""Test scaffolding: tiny random models and fakes. Not part of the engine."""
