@@ -43,3 +43,43 @@ def tiny_inpaint_model_dir(tmp_path_factory):
     return build_tiny_model(
         tmp_path_factory.mktemp("tiny_inpaint") / "tiny", seed=0, inpainting=True
     )
+
+
+def _tiny(tmp_path_factory, builder: str, **kwargs):
+    from sdstudio.testing import tiny_models
+
+    name = builder.removeprefix("build_tiny_").removesuffix("_model")
+    return getattr(tiny_models, builder)(tmp_path_factory.mktemp(name) / "tiny", seed=0, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2_model_dir(tmp_path_factory):
+    """A tiny random SD 2.x-shaped model (OpenCLIP-style encoder, epsilon prediction)."""
+    return _tiny(tmp_path_factory, "build_tiny_sd2_model")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2v_model_dir(tmp_path_factory):
+    """The tiny SD 2.x model with a v-prediction schedule (the 768-v flavour)."""
+    return _tiny(tmp_path_factory, "build_tiny_sd2_model", v_prediction=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2_inpaint_model_dir(tmp_path_factory):
+    return _tiny(tmp_path_factory, "build_tiny_sd2_model", inpainting=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_model_dir(tmp_path_factory):
+    """A tiny random SDXL-shaped model (two text encoders, size-conditioned UNet)."""
+    return _tiny(tmp_path_factory, "build_tiny_sdxl_model")
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_inpaint_model_dir(tmp_path_factory):
+    return _tiny(tmp_path_factory, "build_tiny_sdxl_model", inpainting=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_refiner_model_dir(tmp_path_factory):
+    return _tiny(tmp_path_factory, "build_tiny_sdxl_model", refiner=True)
