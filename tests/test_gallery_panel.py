@@ -230,7 +230,9 @@ def test_ctrl_wheel_zoom_is_clamped(panel):
 def test_gallery_folder_is_a_setting(qtbot, tmp_path, folder):
     from PySide6.QtCore import QSettings
 
-    settings = QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    from sdstudio.ui.settings import Settings
+
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
     p = GalleryPanel(settings=settings)
     qtbot.addWidget(p)
     assert p.gallery.folder == folder and p.model.rowCount() == 3

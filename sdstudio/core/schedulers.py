@@ -1,4 +1,8 @@
-"""Sampler names users know from other SD tools -> diffusers schedulers, built from the model's config."""
+"""Sampler names users know from other SD tools -> diffusers schedulers, built from the model's config.
+
+The names are torch-free (the request validates against them); diffusers is imported only when a
+scheduler is built.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import diffusers
-
+from sdstudio.core.defaults import DEFAULT_SAMPLER
 from sdstudio.core.errors import UserError
 
 
@@ -39,7 +42,8 @@ SAMPLERS: tuple[SamplerSpec, ...] = (
     SamplerSpec("DDPM", "DDPMScheduler"),
 )
 
-DEFAULT_SAMPLER = "Euler a"
+__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "SamplerSpec", "canonical_name", "get_sampler",
+           "make_scheduler", "sampler_names", "slug"]
 
 
 def slug(name: str) -> str:
@@ -69,8 +73,10 @@ def canonical_name(name: str) -> str:
     return get_sampler(name).name
 
 
-def make_scheduler(name: str, base_config: dict[str, Any]):
+def make_scheduler(name: str, base_config: dict[str, Any]) -> Any:
     """Build the named scheduler from the model's own scheduler config (like `from_config`)."""
+    import diffusers
+
     spec = get_sampler(name)
     cls = getattr(diffusers, spec.cls)
     return cls.from_config(dict(base_config), **spec.options)

@@ -20,7 +20,6 @@ from PySide6.QtCore import (
     QObject,
     QPoint,
     QRunnable,
-    QSettings,
     QSize,
     Qt,
     QThreadPool,
@@ -64,18 +63,15 @@ from sdstudio.ui.gallery_model import (
     ThumbnailDelegate,
 )
 from sdstudio.ui.gallery_viewer import GalleryViewer
+from sdstudio.ui.settings import Settings
 
 if TYPE_CHECKING:
     from PIL import Image
 
     from sdstudio.core.request import GenerationRequest
 
-FOLDER_KEY = "gallery/folder"
-
-
-def gallery_folder(settings: QSettings | None) -> Path:
-    raw = settings.value(FOLDER_KEY, "") if settings is not None else ""
-    return Path(raw) if isinstance(raw, str) and raw else default_gallery_dir()
+def gallery_folder(settings: Settings | None) -> Path:
+    return settings.gallery_folder() if settings is not None else default_gallery_dir()
 
 
 def rescue_dir() -> Path:
@@ -122,7 +118,7 @@ class GalleryPanel(QWidget):
     refreshed = Signal(int)  # rows now listed
     synced = Signal(object)  # SyncReport after the folder was checked
 
-    def __init__(self, folder: str | Path | None = None, settings: QSettings | None = None,
+    def __init__(self, folder: str | Path | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("gallery_panel")
@@ -293,7 +289,7 @@ class GalleryPanel(QWidget):
 
     def set_folder(self, folder: str | Path) -> None:
         if self.settings is not None:
-            self.settings.setValue(FOLDER_KEY, str(folder))
+            self.settings.set_gallery_folder(folder)
         self.open_folder(Path(folder))
 
     # --- saving (from the window) ----------------------------------------------------------------
