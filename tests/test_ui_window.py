@@ -251,3 +251,30 @@ def test_switching_models_follows_recommended_guidance_unless_user_chose_one(win
     with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
         window._preload(str(plain))
     assert window.params_panel.params()["guidance"] == 5.0
+
+
+def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_dir, tmp_path):
+    """One engine: the same image gets the same pixels and the same record from both."""
+    import numpy as np
+    from PIL import Image
+
+    from sdstudio.cli import main
+    from sdstudio.core.metadata import read_png
+
+    _use_tiny(window, tiny_model_dir, steps=2)
+    window.params_panel.set_params({"guidance": 5.0, "seed": 11})
+    window.prompt_panel.set_texts("a red circle", "")
+    with qtbot.waitSignal(window.gallery_panel.imageSaved, timeout=WAIT_MS) as saved:
+        window.generate()
+    assert main(["generate", "a red circle", "--model", str(tiny_model_dir), "--steps", "2",
+                 "--seed", "11", "--guidance", "5", "--scheduler", "Euler", "--width", "32",
+                 "--height", "32", "--device", "cpu", "--dtype", "fp32",
+                 "--out", str(tmp_path)]) == 0
+    ours, cli = read_png(saved.args[0]), read_png(next(tmp_path.glob("*.png")))
+    skip = {"created"}
+    assert {k: v for k, v in ours.record.items() if k not in skip} == {
+        k: v for k, v in cli.record.items() if k not in skip}
+    assert ours.record["scheduler_config"]["num_train_timesteps"] == 1000
+    assert ours.to_request() == cli.to_request()
+    with Image.open(saved.args[0]) as a, Image.open(next(tmp_path.glob("*.png"))) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))

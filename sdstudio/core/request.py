@@ -14,7 +14,7 @@ from typing import Any
 from sdstudio.core import defaults as d
 from sdstudio.core.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER, DEMO_MODEL
 from sdstudio.core.errors import UserError
-from sdstudio.core.schedulers import canonical_name
+from sdstudio.core.samplers import canonical_name
 
 __all__ = ["DEMO_MODEL", "GenerationRequest"]
 

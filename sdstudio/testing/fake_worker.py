@@ -12,7 +12,6 @@ import time
 from collections.abc import Sequence
 
 from PIL import Image
-from PySide6.QtCore import Slot
 from PySide6.QtGui import QColor, QImage
 
 from sdstudio.core.engine import ModelInfo
@@ -51,15 +50,13 @@ class FakeWorker(GenerationWorker):
         self.requests: list[GenerationRequest] = []  # every request that reached run_job
         self.threads: set[int] = set()  # idents of the threads that ran jobs
 
-    @Slot()
-    def warm_up(self) -> bool:
+    def _warm_up(self) -> bool:
         if not self._core_ready:
             self._core_ready = True
             self.event.emit(EngineEvent(EventKind.READY, 0, list(self.samplers)))
         return True
 
-    @Slot(str, str, str)
-    def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+    def _load_model(self, model: str, device: str, dtype: str) -> None:
         if self.fail_load:
             self.event.emit(EngineEvent(EventKind.FAILED, 0, self.fail_load))
             return
@@ -67,8 +64,7 @@ class FakeWorker(GenerationWorker):
                          guidance=self.guidance, device="cpu", dtype="float32", seconds=0.0)
         self.event.emit(EngineEvent(EventKind.LOADED, 0, info))
 
-    @Slot(object)
-    def run_job(self, job: Job) -> None:
+    def _run_job(self, job: Job) -> None:
         self.threads.add(threading.get_ident())
         self.requests.append(job.request)
         if self._cancelled(job):

@@ -74,7 +74,10 @@ class FinishedImage:
 
 class GenerationWorker(QObject):
     """Runs in its own QThread. Slots are called through queued signals; `cancel_upto` is the one
-    method the GUI thread calls directly (it only sets an int, which is atomic)."""
+    method the GUI thread calls directly (it only sets an int, which is atomic).
+
+    A subclass (the tests' FakeWorker) overrides `_warm_up`, `_load_model` and `_run_job`, never
+    the slots themselves: PySide6 runs an overridden slot in the *sender's* thread."""
 
     event = Signal(object)  # EngineEvent
 
@@ -94,7 +97,19 @@ class GenerationWorker(QObject):
 
     # --- slots, run in the worker thread ---------------------------------------------------
     @Slot()
-    def warm_up(self) -> bool:
+    def warm_up(self) -> None:
+        self._warm_up()
+
+    @Slot(str, str, str)
+    def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+        self._load_model(model, device, dtype)
+
+    @Slot(object)
+    def run_job(self, job: Job) -> None:
+        self._run_job(job)
+
+    # --- the work, in the worker thread ------------------------------------------------------
+    def _warm_up(self) -> bool:
         """Import torch and the model code (seconds), then say which samplers exist."""
         if self._core_ready:
             return True
@@ -112,10 +127,9 @@ class GenerationWorker(QObject):
         self._notice("Engine ready.")
         return True
 
-    @Slot(str, str, str)
-    def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+    def _load_model(self, model: str, device: str, dtype: str) -> None:
         """Load (or keep) a model ahead of the first job; failures are reported, not raised."""
-        if not self.warm_up() or self.engine.is_loaded(model, device, dtype):
+        if not self._warm_up() or self.engine.is_loaded(model, device, dtype):
             return
         self._notice(f"Loading model {model_label(model)}…")
         try:
@@ -126,9 +140,8 @@ class GenerationWorker(QObject):
         self.event.emit(EngineEvent(EventKind.LOADED, 0, info))
         self._notice(f"Model {model_label(model)} loaded in {info.seconds:.1f} s.")
 
-    @Slot(object)
-    def run_job(self, job: Job) -> None:
-        if job.job_id <= self._cancel_upto or not self.warm_up():
+    def _run_job(self, job: Job) -> None:
+        if job.job_id <= self._cancel_upto or not self._warm_up():
             self.event.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
             return
         self._last_preview = 0.0
