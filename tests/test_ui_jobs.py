@@ -34,11 +34,11 @@ def test_signal_to_signal_receivers_run_in_the_gui_thread(qtbot):
     worker = FakeWorker(steps=3)
     jobs = JobQueue(worker)
     seen: list[tuple[EventKind, bool]] = []
-    jobs.event.connect(lambda ev: seen.append(
+    jobs.engineEvent.connect(lambda ev: seen.append(
         (ev.kind, threading.current_thread() is threading.main_thread())))
     jobs.start()
     try:
-        with qtbot.waitSignal(jobs.event, timeout=10_000,
+        with qtbot.waitSignal(jobs.engineEvent, timeout=10_000,
                               check_params_cb=lambda ev: ev.kind is EventKind.FINISHED):
             jobs.submit(GenerationRequest("x", width=16, height=16, steps=3))
     finally:
@@ -118,7 +118,9 @@ def test_the_model_s_size_and_guidance_come_from_the_loaded_model(qtbot):
 def test_renamed_attributes_no_longer_hide_qt_s_own(qtbot):
     w = MainWindow(worker=FakeWorker())
     qtbot.addWidget(w)
-    assert callable(w.params_panel.mask) and callable(w.jobs.thread)  # QWidget / QObject API
+    # QWidget.mask(), QObject.thread() and QObject.event() are Qt's own again
+    assert callable(w.params_panel.mask) and callable(w.jobs.thread)
+    assert callable(w.jobs.event) and callable(w.jobs.worker.event)
     assert w.jobs.thread() is not w.jobs.worker_thread
     w.close()
 

@@ -48,7 +48,7 @@ def _generate(qtbot, w: MainWindow) -> list:
 def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_dir):
     _use_tiny(window, tiny_model_dir, steps=3)
     threads: set[bool] = set()  # a lambda on the JobQueue's signals runs in the GUI thread
-    window.jobs.event.connect(lambda _ev: threads.add(threading.current_thread() is
+    window.jobs.engineEvent.connect(lambda _ev: threads.add(threading.current_thread() is
                                                       threading.main_thread()))
     window.prompt_panel.prompt.clear()
     qtbot.keyClicks(window.prompt_panel.prompt, "a red circle on a blue background")

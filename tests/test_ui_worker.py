@@ -14,7 +14,7 @@ from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 def test_previews_are_throttled_and_the_last_step_always_sent(qtbot):
     worker = GenerationWorker(preview_interval=10.0)
     sent: list[EngineEvent] = []
-    worker.event.connect(sent.append)
+    worker.engineEvent.connect(sent.append)
     forward = worker._forward(job_id=7)
     latents = torch.randn(2, 4, 8, 8)
     for i in range(1, 21):
@@ -32,7 +32,7 @@ def test_previews_are_throttled_and_the_last_step_always_sent(qtbot):
 def test_finished_images_cross_as_qimage_with_the_core_event(qtbot):
     worker = GenerationWorker()
     sent: list[EngineEvent] = []
-    worker.event.connect(sent.append)
+    worker.engineEvent.connect(sent.append)
     request = GenerationRequest("cat", width=16, height=8)
     core = ImageEvent(0, 5, Image.new("RGB", (16, 8), "red"), request, record={"device": "cpu"})
     worker._forward(3)(EngineEvent(EventKind.IMAGE, 3, core))
@@ -46,7 +46,7 @@ def test_finished_images_cross_as_qimage_with_the_core_event(qtbot):
 def test_a_broken_model_is_one_failed_event(qtbot, tmp_path):
     worker = GenerationWorker()
     sent: list[EngineEvent] = []
-    worker.event.connect(sent.append)
+    worker.engineEvent.connect(sent.append)
     worker.load_model(str(tmp_path / "nowhere"), "cpu", "fp32")
     failed = [e for e in sent if e.kind is EventKind.FAILED]
     assert len(failed) == 1 and "does not exist" in failed[0].payload

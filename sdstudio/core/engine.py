@@ -96,11 +96,13 @@ class Engine:
         from sdstudio.core.pipeline import StableDiffusion
 
         self.unload()
-        loader = self._loader
-        if loader is None:
-            from sdstudio.core.models import load_model as loader
         t0 = time.monotonic()
-        loaded = loader(model, device, dtype)
+        if self._loader is not None:
+            loaded = self._loader(model, device, dtype)
+        else:
+            from sdstudio.core.models import load_model
+
+            loaded = load_model(model, device, dtype)
         self._pipeline = StableDiffusion(loaded)
         self._loaded, self._key = loaded, (model, device, dtype)
         self._record = _record(loaded)
@@ -127,9 +129,12 @@ class Engine:
         """The request with the loaded model's native size and recommended CFG scale in every
         field of MODEL_DEFAULT_FIELDS the user did not choose (`chosen` names those they did)."""
         info = self._require_info()
-        values = {"width": info.native_size, "height": info.native_size,
-                  "guidance": info.guidance}
-        return replace(request, **{k: v for k, v in values.items() if k not in chosen})
+        return replace(
+            request,
+            width=request.width if "width" in chosen else info.native_size,
+            height=request.height if "height" in chosen else info.native_size,
+            guidance=request.guidance if "guidance" in chosen else info.guidance,
+        )
 
     def check_fits(self, request: GenerationRequest) -> None:
         """Refuse, in one sentence, a job whose working memory the device cannot hold."""

@@ -28,8 +28,10 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,6 +196,14 @@ def load_ckpt(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True) if path.exists() else None
 
 
+def require_ckpt(path: Path, stage: str) -> dict:
+    """The checkpoint an earlier stage wrote; a clear error when that stage has not run."""
+    ck = load_ckpt(path)
+    if ck is None:
+        raise FileNotFoundError(f"{path.name} is missing: run the stage '{stage}' first")
+    return ck
+
+
 def out_of_time(cfg: TrainConfig, start: float) -> bool:
     return cfg.max_minutes > 0 and (time.time() - start) / 60 > cfg.max_minutes
 
@@ -223,7 +233,7 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 # ---------------------------------------------------------------- data set (drawn once)
-_WORKER_TOKENIZER = None
+_WORKER_TOKENIZER: Any = None
 
 
 def _init_worker(vocab_dir: str) -> None:
@@ -398,9 +408,7 @@ def train_decoder(cfg: TrainConfig) -> None:
 
 def load_vae(cfg: TrainConfig):
     vae = make_vae(cfg)
-    ck = load_ckpt(cfg.work / "vae.pt")
-    if ck is None:
-        raise FileNotFoundError("train the VAE first (stage 'vae')")
+    ck = require_ckpt(cfg.work / "vae.pt", "vae")
     vae.load_state_dict(ck["model"])
     return vae.eval()
 
@@ -460,7 +468,8 @@ def unet_loss(unet, text, alphas: torch.Tensor, lat: torch.Tensor, ids: torch.Te
     return (per * weight).mean()
 
 
-def sample_batch(cfg: TrainConfig, data: dict, empty: torch.Tensor, gen: torch.Generator):
+def sample_batch(cfg: TrainConfig, data: dict, empty: torch.Tensor,
+                 gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     dev = data["latents"].device
     n, k = data["ids"].shape[:2]
     idx = torch.randint(0, n, (cfg.unet_batch,), generator=gen, device=dev)
@@ -473,7 +482,7 @@ def sample_batch(cfg: TrainConfig, data: dict, empty: torch.Tensor, gen: torch.G
 
 def train_unet(cfg: TrainConfig) -> None:
     dev, path = torch_device(cfg), cfg.work / "unet.pt"
-    data = {k: v.to(dev) for k, v in load_ckpt(cfg.work / "latents.pt").items()
+    data = {k: v.to(dev) for k, v in require_ckpt(cfg.work / "latents.pt", "encode").items()
             if k in ("latents", "ids")}
     tok = tokenizer_for(cfg)
     empty = tok("", padding="max_length", max_length=MAX_TOKENS, return_tensors="pt").input_ids[0]
@@ -531,12 +540,12 @@ def export(cfg: TrainConfig, use_ema: bool = True) -> Path:
     """Write the diffusers folder: model_index.json, vae/, unet/, text_encoder/, tokenizer/, scheduler/."""
     from diffusers import StableDiffusionPipeline
 
-    data = load_ckpt(cfg.work / "latents.pt")
-    ck = load_ckpt(cfg.work / "unet.pt")
+    data = require_ckpt(cfg.work / "latents.pt", "encode")
+    ck = require_ckpt(cfg.work / "unet.pt", "unet")
     tok = tokenizer_for(cfg)
     vae = make_vae(cfg, scaling_factor=1.0)  # latents are unit-std per channel after the fold
     dec = cfg.work / "decoder.pt"  # the fine-tuned decoder, where there is one
-    vae_ck = load_ckpt(dec if dec.exists() else cfg.work / "vae.pt")
+    vae_ck = require_ckpt(dec if dec.exists() else cfg.work / "vae.pt", "vae")
     vae.load_state_dict(vae_ck["model"])
     cfg.unet_steps = ck.get("total", cfg.unet_steps)  # the step counts actually run, for the record
     if dec.exists():
@@ -597,7 +606,7 @@ def run(cfg: TrainConfig, stages: tuple[str, ...] = ("vae", "encode", "unet", "e
         torch.backends.cudnn.allow_tf32 = True
     cfg.work.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
-    steps = {"vae": train_vae, "encode": encode_dataset, "unet": train_unet,
+    steps: dict[str, Callable[[TrainConfig], object]] = {"vae": train_vae, "encode": encode_dataset, "unet": train_unet,
              "decoder": train_decoder, "export": export}
     for name in stages:
         log(cfg, "stage", name=name)

@@ -53,44 +53,44 @@ class FakeWorker(GenerationWorker):
     def _warm_up(self) -> bool:
         if not self._core_ready:
             self._core_ready = True
-            self.event.emit(EngineEvent(EventKind.READY, 0, list(self.samplers)))
+            self.engineEvent.emit(EngineEvent(EventKind.READY, 0, list(self.samplers)))
         return True
 
     def _load_model(self, model: str, device: str, dtype: str) -> None:
         if self.fail_load:
-            self.event.emit(EngineEvent(EventKind.FAILED, 0, self.fail_load))
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, self.fail_load))
             return
         info = ModelInfo(model=model, name=model, native_size=self.native_size,
                          guidance=self.guidance, device="cpu", dtype="float32", seconds=0.0)
-        self.event.emit(EngineEvent(EventKind.LOADED, 0, info))
+        self.engineEvent.emit(EngineEvent(EventKind.LOADED, 0, info))
 
     def _run_job(self, job: Job) -> None:
         self.threads.add(threading.get_ident())
         self.requests.append(job.request)
         if self._cancelled(job):
-            self.event.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
+            self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
             return
         request = job.request
-        self.event.emit(EngineEvent(EventKind.STARTED, job.job_id, request))
+        self.engineEvent.emit(EngineEvent(EventKind.STARTED, job.job_id, request))
         total = self.steps or request.steps
         for step in range(1, total + 1):
             time.sleep(self.step_delay)
             if self._cancelled(job):
-                self.event.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
+                self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
                 return
             channels = tuple(ChannelImage(_flat(8, "grey"), -1.0, 1.0) for _ in range(4))
             preview = StepPreview(step=step, total=total, elapsed=step * 0.01,
                                   preview=_flat(8, "purple"), channels=channels)
-            self.event.emit(EngineEvent(EventKind.PROGRESS, job.job_id, preview))
+            self.engineEvent.emit(EngineEvent(EventKind.PROGRESS, job.job_id, preview))
         if self.fail:
-            self.event.emit(EngineEvent(EventKind.FAILED, job.job_id, self.fail))
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, job.job_id, self.fail))
             return
         for index, seed in enumerate(request.seeds()):
             pil = Image.new("RGB", (request.width, request.height), self.colour)
             event = ImageEvent(index, seed, pil, request, record=dict(FAKE_RECORD))
-            self.event.emit(EngineEvent(EventKind.IMAGE, job.job_id, FinishedImage(
+            self.engineEvent.emit(EngineEvent(EventKind.IMAGE, job.job_id, FinishedImage(
                 index=index, seed=seed, image=pil_to_qimage(pil), event=event)))
-        self.event.emit(EngineEvent(EventKind.FINISHED, job.job_id, 0.0))
+        self.engineEvent.emit(EngineEvent(EventKind.FINISHED, job.job_id, 0.0))
 
     def _cancelled(self, job: Job) -> bool:
         return job.job_id <= self._cancel_upto

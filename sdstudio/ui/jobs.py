@@ -13,13 +13,13 @@ class JobQueue(QObject):
     """GUI-thread side of the worker. Jobs travel to the worker by a queued signal and wait in the
     worker thread's event queue; `pending` mirrors them for display.
 
-    Connect to `event` here, never to the worker's: the worker's signal is connected to this one
-    (signal to signal, queued across the threads), so every receiver of `event`, a lambda
+    Connect to `engineEvent` here, never to the worker's: the worker's signal is connected to this
+    one (signal to signal, queued across the threads), so every receiver, a lambda
     included, runs in the GUI thread. The queue's own bookkeeping is connected first, so a
     receiver already sees `running` and `pending` updated.
     """
 
-    event = Signal(object)  # EngineEvent, in the GUI thread
+    engineEvent = Signal(object)  # EngineEvent, in the GUI thread
     queueChanged = Signal(list)  # [(job_id, summary)] waiting or running, running first
     _submit = Signal(object)
     _load = Signal(str, str, str)
@@ -35,8 +35,8 @@ class JobQueue(QObject):
         self._submit.connect(self.worker.run_job)
         self._load.connect(self.worker.load_model)
         self._warm.connect(self.worker.warm_up)
-        self.event.connect(self._track)
-        self.worker.event.connect(self.event)
+        self.engineEvent.connect(self._track)
+        self.worker.engineEvent.connect(self.engineEvent)
         self._next_id = 0
         self.running: int | None = None
         self.pending: dict[int, str] = {}  # job id -> summary, in submission order
@@ -53,7 +53,7 @@ class JobQueue(QObject):
         job_id = self._next_id
         self.pending[job_id] = summary or request.prompt[:40]
         self._submit.emit(Job(job_id, request))
-        self.event.emit(EngineEvent(EventKind.QUEUED, job_id, request))
+        self.engineEvent.emit(EngineEvent(EventKind.QUEUED, job_id, request))
         return job_id
 
     def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:

@@ -10,7 +10,7 @@ Integration points (kept small on purpose):
 The hops from the prompt box to a saved PNG: `generate()` builds and validates a
 GenerationRequest -> `JobQueue.submit` -> (queued signal) `GenerationWorker.run_job` in the
 worker thread -> `Engine.run_job` -> `StableDiffusion.generate` -> IMAGE EngineEvent (its
-ImageEvent carries the model's record) -> `JobQueue.event` in the GUI thread -> `_on_event` ->
+ImageEvent carries the model's record) -> `JobQueue.engineEvent` in the GUI thread -> `_on_event` ->
 `_on_image` -> `GalleryPanel.save_image` -> the gallery's save thread writes the PNG.
 """
 
@@ -170,7 +170,7 @@ class MainWindow(QMainWindow):
         self.session_gallery.showRequested.connect(
             lambda img: self.preview_panel.show_final(img, "from the session gallery"))
         self.session_gallery.reuseRequested.connect(self.apply_request)
-        self.jobs.event.connect(self._on_event)  # in the GUI thread (see JobQueue)
+        self.jobs.engineEvent.connect(self._on_event)  # in the GUI thread (see JobQueue)
 
     # --- public API ------------------------------------------------------------------------------
     def start_engine(self) -> None:
@@ -376,5 +376,8 @@ class MainWindow(QMainWindow):
         if path:
             event.acceptProposedAction()
             # After the drop returns: a PNG with SD parameters asks whether to reuse them.
-            QTimer.singleShot(0, lambda: self.gallery_panel.handle_drop(path)
-                              or self.set_init_image(path))
+            QTimer.singleShot(0, lambda: self._handle_drop(path))
+
+    def _handle_drop(self, path: str) -> None:
+        if not self.gallery_panel.handle_drop(path):  # no parameters: it is an init image
+            self.set_init_image(path)

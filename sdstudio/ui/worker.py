@@ -1,6 +1,6 @@
 """GenerationWorker: lives in a QThread, holds the engine, runs one job at a time.
 
-It emits one signal, `event`, carrying the engine's `EngineEvent`s. Payloads that the GUI paints
+It emits one signal, `engineEvent`, carrying the engine's `EngineEvent`s. Payloads that the GUI paints
 are made Qt-ready here, in the worker's thread: a step's latents become a `StepPreview` of
 QImages, a finished image a `FinishedImage` (QImage to show, the core's ImageEvent to save).
 torch and the engine's model code are imported lazily, in the worker's thread, so the window can
@@ -79,7 +79,7 @@ class GenerationWorker(QObject):
     A subclass (the tests' FakeWorker) overrides `_warm_up`, `_load_model` and `_run_job`, never
     the slots themselves: PySide6 runs an overridden slot in the *sender's* thread."""
 
-    event = Signal(object)  # EngineEvent
+    engineEvent = Signal(object)  # EngineEvent (not `event`: that would hide QObject.event())
 
     def __init__(self, preview_interval: float = PREVIEW_INTERVAL_S,
                  engine: Engine | None = None) -> None:
@@ -119,11 +119,11 @@ class GenerationWorker(QObject):
             from sdstudio.core.schedulers import sampler_names
         except Exception as exc:  # noqa: BLE001 - a broken install must not kill the window
             log.exception("engine import failed")
-            self.event.emit(EngineEvent(EventKind.FAILED, 0,
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0,
                                         f"The engine could not start: {describe(exc)}"))
             return False
         self._core_ready = True
-        self.event.emit(EngineEvent(EventKind.READY, 0, sampler_names()))
+        self.engineEvent.emit(EngineEvent(EventKind.READY, 0, sampler_names()))
         self._notice("Engine ready.")
         return True
 
@@ -135,14 +135,14 @@ class GenerationWorker(QObject):
         try:
             info = self.engine.load(model, device, dtype)
         except Exception as exc:  # noqa: BLE001
-            self.event.emit(EngineEvent(EventKind.FAILED, 0, describe(exc)))
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, describe(exc)))
             return
-        self.event.emit(EngineEvent(EventKind.LOADED, 0, info))
+        self.engineEvent.emit(EngineEvent(EventKind.LOADED, 0, info))
         self._notice(f"Model {model_label(model)} loaded in {info.seconds:.1f} s.")
 
     def _run_job(self, job: Job) -> None:
         if job.job_id <= self._cancel_upto or not self._warm_up():
-            self.event.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
+            self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
             return
         self._last_preview = 0.0
         self.engine.run_job(job.job_id, job.request, self._forward(job.job_id),
@@ -150,7 +150,7 @@ class GenerationWorker(QObject):
 
     # --- internals -------------------------------------------------------------------------
     def _notice(self, text: str) -> None:
-        self.event.emit(EngineEvent(EventKind.NOTICE, 0, text))
+        self.engineEvent.emit(EngineEvent(EventKind.NOTICE, 0, text))
 
     def _forward(self, job_id: int) -> Callable[[EngineEvent], None]:
         """The engine's events, their payloads made ready to paint, onto the signal."""
@@ -158,7 +158,7 @@ class GenerationWorker(QObject):
         def forward(ev: EngineEvent) -> None:
             if ev.kind is EventKind.STARTED:
                 r = ev.payload
-                self.event.emit(ev)
+                self.engineEvent.emit(ev)
                 self._notice(f"Generating {r.width}×{r.height}, {r.steps} steps…")
                 return
             if ev.kind is EventKind.PROGRESS:
@@ -172,7 +172,7 @@ class GenerationWorker(QObject):
                 ev = EngineEvent(ev.kind, ev.job_id, FinishedImage(
                     index=image.index, seed=image.seed, image=pil_to_qimage(image.image),
                     event=image, notices=list(image.notices)))
-            self.event.emit(ev)
+            self.engineEvent.emit(ev)
 
         return forward
 
