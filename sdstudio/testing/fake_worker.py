@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from PIL import Image
 from PySide6.QtGui import QColor, QImage
 
+from sdstudio.core.defaults import DEFAULT_GUIDANCE, DEFAULT_SAMPLER
 from sdstudio.core.engine import ModelInfo
 from sdstudio.core.events import EngineEvent, EventKind, ImageEvent
 from sdstudio.core.request import GenerationRequest
@@ -34,8 +35,9 @@ class FakeWorker(GenerationWorker):
     one IMAGE per seed (a flat `colour` image of the request's size), FINISHED. With `fail` set,
     a job sends that sentence as FAILED instead of images; `fail_load` does it for loading."""
 
-    def __init__(self, *, samplers: Sequence[str] = ("Euler a", "Euler", "DDIM"),
-                 native_size: int = 64, guidance: float = 7.5, steps: int | None = None,
+    def __init__(self, *, samplers: Sequence[str] = (DEFAULT_SAMPLER, "Euler", "DDIM"),
+                 native_size: int = 64, guidance: float = DEFAULT_GUIDANCE,
+                 steps: int | None = None,
                  step_delay: float = 0.0, colour: str = "orange", fail: str | None = None,
                  fail_load: str | None = None) -> None:
         super().__init__(preview_interval=0.0)
