@@ -146,7 +146,7 @@ def test_memory_estimate_grows_with_size_batch_and_guidance(engine, tiny_model_d
                                                        batch_size=4))
     no_cfg = estimate_working_memory(engine.model, _req(tiny_model_dir, width=64, height=64,
                                                         guidance=1.0))
-    assert big == pytest.approx(4 * small, rel=0.01)
+    assert 4 * small <= big <= 5 * small  # pixels, plus the VAE attention (latent pixels²)
     assert small < batch < 4 * small and no_cfg < small
 
 
