@@ -220,3 +220,17 @@ def test_real_entry_point_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert not marker.exists()
+
+
+def test_a_model_whose_native_size_is_absurd_is_refused_before_work(capsys, tiny_model_dir,
+                                                                    tmp_path):
+    """issue 13: `sample_size: 100000` in a UNet config asked for 160 GB and died in a traceback."""
+    import json
+    import shutil
+
+    model = tmp_path / "huge"
+    shutil.copytree(tiny_model_dir, model)
+    config = model / "unet" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "sample_size": 100000}))
+    code, _, err = _run(capsys, "generate", "cat", "--model", str(model), "--out", str(tmp_path))
+    _assert_user_error(code, err, "Width must be at most 8192, got 800000")

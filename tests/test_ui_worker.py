@@ -60,3 +60,20 @@ def test_pil_to_qimage_copies_pixels():
     assert q.pixelColor(4, 2).red() == 255 and q.pixelColor(4, 2).blue() == 0
     grey = pil_to_qimage(Image.new("L", (4, 4), 128))
     assert grey.isGrayscale() and grey.pixelColor(0, 0).red() == 128
+
+
+def test_an_engine_that_cannot_start_fails_each_job_with_the_reason(qtbot, monkeypatch):
+    import sys
+
+    import sdstudio.core
+    from sdstudio.ui.worker import Job
+
+    monkeypatch.setitem(sys.modules, "sdstudio.core.pipeline", None)  # a frozen build without it
+    monkeypatch.delattr(sdstudio.core, "pipeline", raising=False)
+    worker = GenerationWorker()
+    sent: list[EngineEvent] = []
+    worker.engineEvent.connect(sent.append)
+    worker.run_job(Job(4, GenerationRequest("cat")))
+    assert [(e.kind, e.job_id) for e in sent][-2:] == [(EventKind.FAILED, 0), (EventKind.FAILED, 4)]
+    assert sent[-1].payload.startswith("The engine could not start: ")
+    assert "sdstudio.core.pipeline" in sent[-1].payload

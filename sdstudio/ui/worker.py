@@ -89,6 +89,7 @@ class GenerationWorker(QObject):
         self.engine = engine or Engine()
         self._last_preview = 0.0
         self._core_ready = False
+        self._start_error = ""  # why the engine could not start, once a warm-up failed
 
     # --- called from the GUI thread -------------------------------------------------------
     def cancel_upto(self, job_id: int) -> None:
@@ -119,8 +120,8 @@ class GenerationWorker(QObject):
             from sdstudio.core.schedulers import sampler_names
         except Exception as exc:  # noqa: BLE001 - a broken install must not kill the window
             log.exception("engine import failed")
-            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0,
-                                        f"The engine could not start: {describe(exc)}"))
+            self._start_error = f"The engine could not start: {describe(exc)}"
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, self._start_error))
             return False
         self._core_ready = True
         self.engineEvent.emit(EngineEvent(EventKind.READY, 0, sampler_names()))
@@ -141,8 +142,11 @@ class GenerationWorker(QObject):
         self._notice(f"Model {model_label(model)} loaded in {info.seconds:.1f} s.")
 
     def _run_job(self, job: Job) -> None:
-        if job.job_id <= self._cancel_upto or not self._warm_up():
+        if job.job_id <= self._cancel_upto:
             self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
+            return
+        if not self._warm_up():
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, job.job_id, self._start_error))
             return
         self._last_preview = 0.0
         self.engine.run_job(job.job_id, job.request, self._forward(job.job_id),
