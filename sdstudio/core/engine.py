@@ -178,8 +178,9 @@ class Engine:
             if is_out_of_memory(exc):
                 self.unload()
             raise
-        for event in result.images:  # a pipeline that ignores on_image still stamps them
-            event.record = dict(record)
+        for event in result.images:  # a pipeline that skipped on_image: stamp them here
+            if not event.record:  # (never rewrite one: a front end may be reading it already)
+                event.record = dict(record)
         return result
 
     def run_job(
