@@ -1,4 +1,5 @@
-# Two commands do everything: `make run` (install + open the studio), `make test` (install + run the suite).
+# Two commands do everything: `make run` (install + open the studio), `make test` (install + run the suite);
+# `make lint` runs ruff, the import-linter contracts and mypy (CI runs it before the suite).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -25,6 +26,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sdstudio tests benchmarks
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_pipeline.py

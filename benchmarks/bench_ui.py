@@ -85,10 +85,11 @@ def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
     window = MainWindow(worker=GenerationWorker(PREVIEW_INTERVAL_S if previews else 1e9))
     window.show()
     window.start_engine()
-    jobs = window.jobs  # GUI-thread relays of the worker's signals
-    outcome: list[str] = []
-    jobs.finished.connect(lambda _job, result: outcome.append(result))
-    jobs.failed.connect(lambda msg: print("  error:", msg))
+    from sdstudio.core.events import EventKind
+
+    outcome: list[EventKind] = []
+    window.jobFinished.connect(lambda _job, kind: outcome.append(kind))
+    window.errorShown.connect(lambda msg: print("  error:", msg))
 
     def run_job(n_steps: int) -> None:
         outcome.clear()
@@ -98,15 +99,15 @@ def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
             "scheduler": scheduler, "seed_random": False, "seed": 0, "batch_size": 1,
         })
         loop = QEventLoop()  # the real event loop, as app.exec() runs it
-        jobs.finished.connect(loop.quit)
+        window.jobFinished.connect(loop.quit)
         window.generate()
         if not outcome:
             loop.exec()
-        jobs.finished.disconnect(loop.quit)
+        window.jobFinished.disconnect(loop.quit)
 
     print("  warming up (torch import + model load)…", flush=True)
     run_job(1)
-    if outcome != ["done"]:
+    if outcome != [EventKind.FINISHED]:
         raise SystemExit(f"warm-up failed: {window.last_error}")
 
     baseline = _idle_gaps(app, 2.0)
@@ -117,7 +118,7 @@ def bench_heartbeat(model: str, size: int, steps: int, scheduler: str,
     beat.setInterval(HEARTBEAT_MS)
     beat.timeout.connect(lambda: ticks.append(clock.nsecsElapsed()))
     shown: list[int] = []
-    jobs.step.connect(lambda sp: shown.append(sp.step))
+    window.stepShown.connect(shown.append)
     beat.start()
     t0 = time.perf_counter()
     run_job(steps)

@@ -1,7 +1,9 @@
 """Command line: `sdstudio` opens the window; subcommands run the same core calls for scripts.
 
 Each subcommand lives in `sdstudio/commands/<name>.py` with `register(subparsers)`; they import
-torch lazily so `sdstudio` (the window) and `--help` start fast.
+torch lazily so `sdstudio` (the window) and `--help` start fast. A command whose module fails to
+import is still listed: running it says why it cannot run (and the self-test fails on it), so a
+broken install or frozen build never silently loses a command.
 """
 
 from __future__ import annotations
@@ -10,9 +12,29 @@ import argparse
 import importlib
 import sys
 
-from sdstudio.core.errors import UserError
+from sdstudio.core.errors import UserError, describe, is_user_caused
 
 COMMAND_MODULES = ("generate", "vae", "schedulers", "gallery", "train_demo")
+
+
+def import_errors() -> dict[str, str]:
+    """Command name -> why its module does not import (empty when all of them do)."""
+    errors = {}
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"sdstudio.commands.{name}")
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, none hidden
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    return errors
+
+
+def _register_broken(sub: argparse._SubParsersAction, name: str, reason: str) -> None:
+    p = sub.add_parser(name.replace("_", "-"), help=f"(cannot run: {reason})")
+
+    def run(_args: argparse.Namespace) -> int:
+        raise UserError(f"The {name} command cannot run: its module failed to import ({reason}).")
+
+    p.set_defaults(func=run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,9 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"sdstudio.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command still being written
-            if exc.name != f"sdstudio.commands.{name}":
-                raise
+        except Exception as exc:  # noqa: BLE001 - listed anyway, see the module docstring
+            _register_broken(sub, name, f"{type(exc).__name__}: {exc}")
             continue
         module.register(sub)
     return parser
@@ -48,8 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_app()
         return int(args.func(args) or 0)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as exc:
+        if not is_user_caused(exc):  # a bug: the traceback is what a bug report needs
+            raise
+        print(f"error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

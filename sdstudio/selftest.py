@@ -1,10 +1,12 @@
 """`sdstudio --self-test`: prove an installation works, end to end, without a display.
 
-Loads the demo model (or `SDSTUDIO_SELFTEST_MODEL=<path>`), builds every scheduler of the menu,
+Checks that every command module imports, loads the demo model (or
+`SDSTUDIO_SELFTEST_MODEL=<path>`) through the engine, builds every scheduler of the menu,
 generates one small image with a few steps, checks that the image decoded to real pixels, that Qt
-(offscreen) can read it, and that its generation parameters survive a round trip through the PNG. Prints `self-test passed` and returns
-0, or prints which check failed and why and returns 1. The packaged app runs the same code, so
-this also catches what freezing breaks (missing modules, plugins or data files).
+(offscreen) can read it, and that its generation parameters survive a round trip through the PNG.
+Prints `self-test passed` and returns 0, or prints which check failed and why and returns 1. The
+packaged app runs the same code, so this also catches what freezing breaks (missing modules,
+plugins or data files).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from typing import TYPE_CHECKING, TypeVar
 if TYPE_CHECKING:
     from PIL import Image
 
-    from sdstudio.core.models import LoadedModel
+    from sdstudio.core.engine import Engine
+    from sdstudio.core.events import ImageEvent
     from sdstudio.core.request import GenerationRequest
 
 MODEL_ENV = "SDSTUDIO_SELFTEST_MODEL"
@@ -73,42 +76,62 @@ def check_qt() -> None:
         raise SelfTestFailure("Qt: no platform plugin loaded")
 
 
-def load() -> LoadedModel:
-    from sdstudio.core.models import load_model
-    from sdstudio.core.request import DEMO_MODEL
+def check_commands() -> None:
+    """Every CLI command's module imports (a frozen build may lack one of their modules)."""
+    from sdstudio.cli import import_errors
 
-    return load_model(os.environ.get(MODEL_ENV) or DEMO_MODEL)
+    broken = import_errors()
+    if broken:
+        raise SelfTestFailure("commands: " + "; ".join(f"{k}: {v}" for k, v in broken.items()))
 
 
-def check_schedulers(loaded: LoadedModel) -> None:
+def _model() -> str:
+    from sdstudio.core.defaults import DEMO_MODEL
+
+    return os.environ.get(MODEL_ENV) or DEMO_MODEL
+
+
+def load() -> Engine:
+    from sdstudio.core.engine import Engine
+
+    engine = Engine()
+    engine.load(_model())
+    return engine
+
+
+def check_schedulers(engine: Engine) -> None:
     """Every sampler in the menu builds from the model's scheduler config (diffusers imports each
     scheduler class lazily: a frozen app without one fails here, not when the user picks it)."""
     from sdstudio.core.schedulers import SAMPLERS, make_scheduler
 
+    assert engine.model is not None
     for spec in SAMPLERS:
-        make_scheduler(spec.name, loaded.scheduler_config)
+        make_scheduler(spec.name, engine.model.scheduler_config)
 
 
-def make_request(loaded: LoadedModel) -> GenerationRequest:
-    from sdstudio.core.request import DEMO_MODEL, GenerationRequest
+def make_request(engine: Engine) -> GenerationRequest:
+    """A small request: the model's own size and CFG scale, never bigger than MAX_SIZE."""
+    from dataclasses import replace
 
-    size = max(8, min(loaded.native_size, MAX_SIZE) // 8 * 8)
-    return GenerationRequest(
-        prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED, steps=STEPS, width=size,
-        height=size, model=os.environ.get(MODEL_ENV) or DEMO_MODEL,
-    ).validate()
+    from sdstudio.core.request import GenerationRequest
+
+    request = engine.with_model_defaults(GenerationRequest(
+        prompt=PROMPT, negative_prompt=NEGATIVE, seed=SEED, steps=STEPS, model=_model()),
+        chosen=())
+    size = max(8, min(request.width, MAX_SIZE) // 8 * 8)
+    return replace(request, width=size, height=size).validate()
 
 
-def generate(loaded: LoadedModel, request: GenerationRequest) -> Image.Image:
-    from sdstudio.core.pipeline import StableDiffusion
-
-    result = StableDiffusion(loaded).generate(request)
+def generate(engine: Engine, request: GenerationRequest) -> ImageEvent:
+    result = engine.generate(request)
     if len(result.images) != 1:
         raise SelfTestFailure(f"generate: expected 1 image, got {len(result.images)}")
     event = result.images[0]
     if event.seed != request.seed:
         raise SelfTestFailure(f"generate: image seed {event.seed}, asked for {request.seed}")
-    return event.image
+    if event.record != engine.record() or "scheduler_config" not in event.record:
+        raise SelfTestFailure("generate: the image does not carry the model's record")
+    return event
 
 
 def check_pixels(image: Image.Image, request: GenerationRequest) -> None:
@@ -174,15 +197,19 @@ def _run() -> None:
     frozen = "packaged" if getattr(sys, "frozen", False) else "from source"
     _say(f"sdstudio {_version()} ({frozen}), Python {sys.version.split()[0]}")
     _stage("Qt platform plugin", check_qt)
-    loaded = _stage(f"load model {os.environ.get(MODEL_ENV) or 'demo'}", load)
-    _say(f"model {loaded.name} on {loaded.device}, native size {loaded.native_size}")
-    _stage("schedulers", lambda: check_schedulers(loaded))
-    request = _stage("request", lambda: make_request(loaded))
-    image = _stage(f"generate ({_describe(request)})", lambda: generate(loaded, request))
+    _stage("command modules", check_commands)
+    engine = _stage(f"load model {_model()}", load)
+    info = engine.info
+    assert info is not None
+    _say(f"model {info.name} on {info.device}, native size {info.native_size}")
+    _stage("schedulers", lambda: check_schedulers(engine))
+    request = _stage("request", lambda: make_request(engine))
+    event = _stage(f"generate ({_describe(request)})", lambda: generate(engine, request))
+    image = event.image
     _stage("decoded pixels", lambda: check_pixels(image, request))
     with tempfile.TemporaryDirectory(prefix="sdstudio-selftest-") as tmp:
         path = Path(tmp) / "selftest.png"
-        _stage("write PNG", lambda: write_png(path, image, request, request.seed))
+        _stage("write PNG", lambda: write_png(path, image, request, request.seed, event.record))
         _stage("Qt reads the PNG", lambda: check_qt_reads(path, image))
         _stage("metadata round trip", lambda: check_round_trip(path, image, request))
 

@@ -38,16 +38,22 @@ def png(tmp_path_factory) -> Path:
     return path
 
 
-def test_parser_defaults_match_core():
-    from sdstudio.cli import build_parser
-    from sdstudio.core.model_settings import recommended_guidance, recommended_guidance_for
-    from sdstudio.core.paths import demo_model_dir
-    from sdstudio.core.request import DEMO_MODEL
-    from sdstudio.core.schedulers import DEFAULT_SAMPLER
+def test_a_command_whose_module_fails_to_import_is_listed_and_says_why(capsys, monkeypatch):
+    import importlib
 
-    assert recommended_guidance_for(DEMO_MODEL) == recommended_guidance(demo_model_dir())
-    args = build_parser().parse_args(["generate", "cat", "--out", "x"])
-    assert (args.model, args.scheduler, args.width, args.height) == (DEMO_MODEL, DEFAULT_SAMPLER, None, None)
+    from sdstudio import cli
+
+    real = importlib.import_module
+
+    def broken(name, *a, **kw):
+        if name == "sdstudio.commands.gallery":
+            raise ImportError("No module named 'sqlite3'")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib, "import_module", broken)
+    assert cli.import_errors() == {"gallery": "ImportError: No module named 'sqlite3'"}
+    code, _, err = _run(capsys, "gallery")
+    _assert_user_error(code, err, "The gallery command cannot run", "sqlite3")
 
 
 def test_generate_writes_pngs_and_prints_paths(capsys, tiny_model_dir, tmp_path):
@@ -115,7 +121,14 @@ def test_vae_command(capsys, tiny_model_dir, tmp_path, png):
     [
         (["--width", "30"], ["Width must be a positive multiple of 8"]),
         (["--height", "0"], ["Height must be a positive multiple of 8"]),
-        (["--steps", "0"], ["Steps must be at least 1"]),
+        (["--steps", "0"], ["Steps must be between 1 and 1000"]),
+        (["--width", "100000"], ["Width must be at most 8192"]),
+        (["--batch", "1000000"], ["Batch size must be between 1 and 64"]),
+        (["--steps", "1000000000"], ["Steps must be between 1 and 1000"]),
+        (["--steps", "2000", "--scheduler", "DDIM"], ["Steps must be between 1 and 1000"]),
+        (["--guidance", "inf"], ["Guidance (CFG scale) must be a number between 0 and 100"]),
+        (["--guidance", "nan"], ["Guidance (CFG scale) must be a number between 0 and 100"]),
+        (["--guidance", "1e308"], ["got 1e+308"]),
         (["--init-image", "x.png", "--strength", "1.5"], ["Strength must be in (0, 1]"]),
         (["--init-image", "x.png", "--strength", "0"], ["Strength must be in (0, 1]"]),
         (["--scheduler", "Eulerish"], ["Unknown scheduler", "Euler a", "DPM++ 2M Karras"]),
@@ -207,3 +220,17 @@ def test_real_entry_point_exit_code_and_no_traceback(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert not marker.exists()
+
+
+def test_a_model_whose_native_size_is_absurd_is_refused_before_work(capsys, tiny_model_dir,
+                                                                    tmp_path):
+    """issue 13: `sample_size: 100000` in a UNet config asked for 160 GB and died in a traceback."""
+    import json
+    import shutil
+
+    model = tmp_path / "huge"
+    shutil.copytree(tiny_model_dir, model)
+    config = model / "unet" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "sample_size": 100000}))
+    code, _, err = _run(capsys, "generate", "cat", "--model", str(model), "--out", str(tmp_path))
+    _assert_user_error(code, err, "Width must be at most 8192, got 800000")

@@ -1,6 +1,7 @@
 """The gallery inside the studio window: every finished image saved, reuse, img2img, drops.
 
-No engine runs here: finished images are handed to the window the way the worker does.
+No engine runs here: the window gets a scripted FakeWorker, and finished images are handed to
+it the way the worker does.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ from PySide6.QtGui import QDropEvent
 
 from sdstudio.core.events import ImageEvent
 from sdstudio.core.request import GenerationRequest
+from sdstudio.testing.fake_worker import FakeWorker
+from sdstudio.ui import main_window
 from sdstudio.ui.imaging import pil_to_qimage
-
-main_window = pytest.importorskip("sdstudio.ui.main_window")
-if not hasattr(main_window.MainWindow, "_install_gallery"):
-    pytest.skip("the gallery is not wired into the main window", allow_module_level=True)
-
-from sdstudio.ui.worker import FinishedImage  # noqa: E402
+from sdstudio.ui.worker import FinishedImage
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
 def window(qtbot):
-    w = main_window.MainWindow()
+    w = main_window.MainWindow(worker=FakeWorker())
     qtbot.addWidget(w)
     w.show()
     yield w
@@ -38,7 +36,7 @@ def _finished(prompt: str, seed: int, negative: str = "") -> FinishedImage:
     req = GenerationRequest(prompt, negative, seed=seed, steps=7, scheduler="DDIM", guidance=3.5,
                             width=64, height=64)
     pil = Image.new("RGB", (64, 64), "orange")
-    return FinishedImage(job_id=1, index=0, seed=seed, image=pil_to_qimage(pil), request=req,
+    return FinishedImage(index=0, seed=seed, image=pil_to_qimage(pil),
                          event=ImageEvent(0, seed, pil, req))
 
 
@@ -52,7 +50,7 @@ def test_finished_images_are_saved_and_survive_restart(qtbot, window):
     assert window.session_gallery.count() == 1
     window.close()
 
-    again = main_window.MainWindow()
+    again = main_window.MainWindow(worker=FakeWorker())
     qtbot.addWidget(again)
     try:
         panel = again.gallery_panel

@@ -8,11 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 
-pytest.importorskip("pytestqt")
-from PySide6.QtCore import Qt  # noqa: E402
-
-from sdstudio.ui.main_window import MainWindow  # noqa: E402
+from sdstudio.core.events import EventKind
+from sdstudio.ui.main_window import MainWindow
 
 WAIT_MS = 180_000  # the first job imports torch and loads the model in the worker thread
 
@@ -29,7 +28,7 @@ def window(qtbot, tiny_model_dir):
     assert w.params_panel.scheduler.count() > 1  # sampler names arrived from the engine
     yield w
     w.close()
-    assert not w.jobs.thread.isRunning()
+    assert not w.jobs.worker_thread.isRunning()
 
 
 def _use_tiny(w: MainWindow, model_dir: Path, steps: int = 3, size: int = 32) -> None:
@@ -49,11 +48,11 @@ def _generate(qtbot, w: MainWindow) -> list:
 def test_generate_shows_final_image_and_four_channels(window, qtbot, tiny_model_dir):
     _use_tiny(window, tiny_model_dir, steps=3)
     threads: set[bool] = set()  # a lambda on the JobQueue's signals runs in the GUI thread
-    window.jobs.step.connect(lambda _sp: threads.add(threading.current_thread() is
-                                                     threading.main_thread()))
+    window.jobs.engineEvent.connect(lambda _ev: threads.add(threading.current_thread() is
+                                                      threading.main_thread()))
     window.prompt_panel.prompt.clear()
     qtbot.keyClicks(window.prompt_panel.prompt, "a red circle on a blue background")
-    assert _generate(qtbot, window)[1] == "done", window.last_error
+    assert _generate(qtbot, window)[1] is EventKind.FINISHED, window.last_error
     assert window.preview_panel.view.has_image()
     assert window.channels_panel.shown_count() == 4
     assert all("…" in label.text() for label in window.channels_panel.labels)
@@ -70,7 +69,7 @@ def test_ctrl_enter_generates(window, qtbot, tiny_model_dir):
     with qtbot.waitSignal(window.jobFinished, timeout=WAIT_MS) as blocker:
         qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Return,
                        Qt.KeyboardModifier.ControlModifier)
-    assert blocker.args[1] == "done"
+    assert blocker.args[1] is EventKind.FINISHED
     assert window.prompt_panel.prompt.toPlainText().count("\n") == 0
 
 
@@ -85,12 +84,12 @@ def test_cancel_mid_run_then_generate_again(window, qtbot, tiny_model_dir):
     window.jobFinished.connect(lambda job, outcome: finished.append((job, outcome)))
     qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape)
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
-    assert finished == [(first, "cancelled"), (second, "cancelled")]
+    assert finished == [(first, EventKind.CANCELLED), (second, EventKind.CANCELLED)]
     assert window.prompt_panel.queue.count() == 0
     last = window.preview_panel.history_labels()[-1]
     assert int(last.split()[1]) < 400
     _use_tiny(window, tiny_model_dir, steps=2)
-    assert _generate(qtbot, window)[1] == "done"
+    assert _generate(qtbot, window)[1] is EventKind.FINISHED
 
 
 def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_path,
@@ -102,7 +101,7 @@ def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_
     shown: list[str] = []
     window.statusBar().messageChanged.connect(shown.append)
     with qtbot.waitSignal(window.errorShown, timeout=WAIT_MS) as failed:
-        assert _generate(qtbot, window)[1] == "failed"
+        assert _generate(qtbot, window)[1] is EventKind.FAILED
     message = failed.args[0]
     assert message and "Traceback" not in message and "\n" not in message
     assert "broken_model" in message
@@ -111,7 +110,7 @@ def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_
     assert window.last_error_dialog.text() == message
     window.last_error_dialog.close()
     _use_tiny(window, tiny_model_dir, steps=2)
-    assert _generate(qtbot, window)[1] == "done"
+    assert _generate(qtbot, window)[1] is EventKind.FINISHED
 
 
 def test_close_during_run_joins_the_worker_thread(qtbot, tiny_model_dir, qtlog):
@@ -123,8 +122,8 @@ def test_close_during_run_joins_the_worker_thread(qtbot, tiny_model_dir, qtlog):
     with qtbot.waitSignal(w.stepShown, timeout=WAIT_MS):
         w.generate()
     w.close()
-    assert not w.jobs.thread.isRunning()
-    assert w.jobs.thread.isFinished()
+    assert not w.jobs.worker_thread.isRunning()
+    assert w.jobs.worker_thread.isFinished()
     assert not any("Destroyed while thread" in r.message for r in qtlog.records)
     assert not any("another thread" in r.message for r in qtlog.records)
 
@@ -181,7 +180,7 @@ def test_batch_img2img_scrubber_and_reuse(window, qtbot, tiny_model_dir, tmp_pat
     window.set_init_image(init)
     window.params_panel.set_params({"batch_size": 2, "strength": 0.5})
     assert window.params_panel.params()["init_image"] == str(init)
-    assert _generate(qtbot, window)[1] == "done", window.last_error
+    assert _generate(qtbot, window)[1] is EventKind.FINISHED, window.last_error
     assert window.session_gallery.count() == 2
     scrubber = window.preview_panel.scrubber
     assert scrubber.isEnabled() and scrubber.maximum() >= 1
@@ -252,3 +251,30 @@ def test_switching_models_follows_recommended_guidance_unless_user_chose_one(win
     with qtbot.waitSignal(window.modelReady, timeout=WAIT_MS):
         window._preload(str(plain))
     assert window.params_panel.params()["guidance"] == 5.0
+
+
+def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_dir, tmp_path):
+    """One engine: the same image gets the same pixels and the same record from both."""
+    import numpy as np
+    from PIL import Image
+    from sdstudio.core.metadata import read_png
+
+    from sdstudio.cli import main
+
+    _use_tiny(window, tiny_model_dir, steps=2)
+    window.params_panel.set_params({"guidance": 5.0, "seed": 11})
+    window.prompt_panel.set_texts("a red circle", "")
+    with qtbot.waitSignal(window.gallery_panel.imageSaved, timeout=WAIT_MS) as saved:
+        window.generate()
+    assert main(["generate", "a red circle", "--model", str(tiny_model_dir), "--steps", "2",
+                 "--seed", "11", "--guidance", "5", "--scheduler", "Euler", "--width", "32",
+                 "--height", "32", "--device", "cpu", "--dtype", "fp32",
+                 "--out", str(tmp_path)]) == 0
+    ours, cli = read_png(saved.args[0]), read_png(next(tmp_path.glob("*.png")))
+    skip = {"created"}
+    assert {k: v for k, v in ours.record.items() if k not in skip} == {
+        k: v for k, v in cli.record.items() if k not in skip}
+    assert ours.record["scheduler_config"]["num_train_timesteps"] == 1000
+    assert ours.to_request() == cli.to_request()
+    with Image.open(saved.args[0]) as a, Image.open(next(tmp_path.glob("*.png"))) as b:
+        assert np.array_equal(np.asarray(a), np.asarray(b))

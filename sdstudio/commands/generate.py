@@ -4,75 +4,75 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sdstudio.core import defaults as d  # torch-free: `sdstudio --help` stays fast
+
+if TYPE_CHECKING:
+    from sdstudio.core.events import StepEvent
 
 T = TypeVar("T")
-
-# Literal copies of request.DEMO_MODEL and schedulers.DEFAULT_SAMPLER (tests check they agree):
-# importing those modules would import torch, and `sdstudio --help` must stay fast.
-DEMO_MODEL = "demo"
-DEFAULT_SAMPLER = "Euler a"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint)")
     p.add_argument("prompt")
-    p.add_argument("--model", default=DEMO_MODEL,
+    p.add_argument("--model", default=d.DEMO_MODEL,
                    help='"demo", a diffusers folder, a .safetensors/.ckpt file or a cached HF id')
     p.add_argument("--negative", default="", help="negative prompt")
-    p.add_argument("--scheduler", default=DEFAULT_SAMPLER,
+    p.add_argument("--scheduler", default=d.DEFAULT_SAMPLER,
                    help='sampler name or slug, e.g. "Euler a", dpmpp_2m_karras (see `sdstudio schedulers`)')
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=d.DEFAULT_STEPS)
     p.add_argument("--guidance", type=float, default=None,
-                   help="CFG scale; <= 1 disables CFG (default: the model's own, else 7.5)")
+                   help="CFG scale; <= 1 disables CFG (default: the model's own, else "
+                   f"{d.DEFAULT_GUIDANCE:g})")
     p.add_argument("--seed", type=int, default=0, help="image i of the batch uses seed + i")
     p.add_argument("--width", type=int, default=None, help="default: the model's native size")
     p.add_argument("--height", type=int, default=None, help="default: the model's native size")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--init-image", default=None, help="PNG/JPEG to start from (img2img)")
-    p.add_argument("--strength", type=float, default=0.75, help="img2img/inpaint strength in (0, 1]")
+    p.add_argument("--strength", type=float, default=d.DEFAULT_STRENGTH,
+                   help="img2img/inpaint strength in (0, 1]")
     p.add_argument("--mask", default=None, help="inpainting mask: white = repaint, black = keep")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
-    p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16"])
+    p.add_argument("--device", default="auto", choices=d.DEVICES)
+    p.add_argument("--dtype", default="auto", choices=d.DTYPES)
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Validate, load, apply the model's defaults to what was not given, generate, save."""
+    from sdstudio.core.engine import Engine
     from sdstudio.core.errors import UserError
-    from sdstudio.core.model_settings import DEFAULT_GUIDANCE
+    from sdstudio.core.model_settings import recommended_guidance_for
     from sdstudio.core.request import GenerationRequest
 
-    request = GenerationRequest(
+    chosen = {name for name in ("width", "height", "guidance") if getattr(args, name) is not None}
+    request = GenerationRequest(  # fail fast, before loading a model
         prompt=args.prompt, negative_prompt=args.negative, seed=args.seed, steps=args.steps,
-        guidance=_or(args.guidance, DEFAULT_GUIDANCE), scheduler=args.scheduler, width=_or(args.width, 8),
-        height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
-        strength=args.strength, mask=args.mask, model=args.model, device=args.device,
-        dtype=args.dtype,
-    ).validate()  # fail fast, before loading a model
+        guidance=_or(args.guidance, recommended_guidance_for(args.model)),
+        scheduler=args.scheduler, width=_or(args.width, d.DEFAULT_SIZE),
+        height=_or(args.height, d.DEFAULT_SIZE), batch_size=args.batch,
+        init_image=args.init_image, strength=args.strength, mask=args.mask, model=args.model,
+        device=args.device, dtype=args.dtype,
+    ).validate()
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():
             raise UserError(f"{what} {path} does not exist.")
     out = _out_dir(args.out)
 
-    from sdstudio.core.models import load_model
-    from sdstudio.core.pipeline import StableDiffusion
-
-    model = load_model(args.model, args.device, args.dtype)
-    native = model.native_size
-    request = replace(request, width=_or(args.width, native), height=_or(args.height, native),
-                      guidance=_or(args.guidance, model.guidance))
+    engine = Engine()
+    engine.load(request.model, request.device, request.dtype)
+    request = engine.with_model_defaults(request, chosen)
     with _Progress() as progress:
-        result = _generate(StableDiffusion(model), request, progress)
+        result = engine.generate(request, on_step=progress)
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
-    extra = _record(model)
     from sdstudio.core.gallery.saving import PendingImage, save_to_folder
 
     code = 0
-    jobs = (PendingImage(e.image, e.request, e.seed, extra) for e in result.images)
+    jobs = (PendingImage(e.image, e.request, e.seed, e.record) for e in result.images)
     for saved in save_to_folder(out, jobs):  # every image tried; the rescue folder if out fails
         if saved.message:
             print(f"{'note' if saved.path else 'error'}: {saved.message}", file=sys.stderr)
@@ -87,19 +87,6 @@ def _or(value: T | None, default: T) -> T:
     return default if value is None else value
 
 
-def _generate(sd, request, progress):
-    import torch
-
-    from sdstudio.core.errors import UserError
-
-    try:
-        return sd.generate(request, on_step=progress)
-    except torch.OutOfMemoryError:
-        raise UserError(
-            "Out of memory: lower the size or the batch, or use --dtype fp16 on a GPU."
-        ) from None
-
-
 def _out_dir(path: str) -> Path:
     from sdstudio.core.errors import UserError
 
@@ -111,21 +98,13 @@ def _out_dir(path: str) -> Path:
     return out
 
 
-def _record(model) -> dict:
-    extra = {"device": str(model.device), "dtype": str(model.dtype).removeprefix("torch."),
-             "scheduler_config": model.scheduler_config}
-    if model.sha256:
-        extra["model_sha256"] = model.sha256
-    return extra
-
-
 class _Progress:
     """tqdm bar on stderr, created at the first step (the total is known then)."""
 
     def __init__(self) -> None:
-        self.bar = None
+        self.bar: Any = None
 
-    def __call__(self, event) -> None:
+    def __call__(self, event: StepEvent) -> None:
         if self.bar is None:
             from tqdm import tqdm
 
@@ -135,6 +114,6 @@ class _Progress:
     def __enter__(self) -> _Progress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from sdstudio.commands.generate import DEMO_MODEL  # no torch import
+    from sdstudio.core.defaults import DEMO_MODEL, DEVICES  # no torch import
 
     p = sub.add_parser("vae", help="encode an image with the VAE: 4 channel images, reconstruction, PSNR")
     p.add_argument("image")
     p.add_argument("--model", default=DEMO_MODEL)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    p.add_argument("--device", default="auto", choices=DEVICES)
     p.add_argument("--out", required=True)
     p.set_defaults(func=run)
 

@@ -1,9 +1,15 @@
-"""Small dataclasses the engine emits while it works."""
+"""What the engine tells its front ends.
+
+The pipeline returns `GenerationResult` (one `ImageEvent` per image) and calls back with
+`StepEvent`s. The engine wraps every job in `EngineEvent`s: one type, a `kind` and a payload, the
+one message the Qt worker, the CLI and a cluster worker all pass on.
+"""
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -25,18 +31,17 @@ class StepEvent:
 
 @dataclass
 class ImageEvent:
-    """One finished image of a batch; `seed` regenerates it alone (batch size 1)."""
+    """One finished image of a batch; `seed` regenerates it alone (batch size 1).
+
+    `record` is the reproducibility record of the model that made it (device, dtype, scheduler
+    config, model hash), filled in by the engine: the PNG writer stores it as is."""
 
     index: int
     seed: int
     image: Image.Image
     request: GenerationRequest
     notices: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ErrorEvent:
-    message: str
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -46,3 +51,30 @@ class GenerationResult:
 
     images: list[ImageEvent]
     notices: list[str] = field(default_factory=list)
+
+
+class EventKind(enum.Enum):
+    """What happened. A job goes queued -> started -> progress* -> image* -> one of finished,
+    cancelled or failed; `ready`, `loaded` and `notice` may also come between jobs (job id 0)."""
+
+    READY = "ready"  # the engine imported; payload: list of sampler names
+    LOADED = "loaded"  # a model is loaded; payload: ModelInfo
+    QUEUED = "queued"  # payload: the GenerationRequest
+    STARTED = "started"  # payload: the validated GenerationRequest
+    PROGRESS = "progress"  # payload: StepEvent (a front end may replace it with its preview)
+    IMAGE = "image"  # payload: ImageEvent (likewise)
+    NOTICE = "notice"  # payload: one sentence for the status line
+    FINISHED = "finished"  # payload: seconds the job took
+    CANCELLED = "cancelled"  # payload: None
+    FAILED = "failed"  # payload: one sentence (errors.describe)
+
+    @property
+    def ends_job(self) -> bool:
+        return self in (EventKind.FINISHED, EventKind.CANCELLED, EventKind.FAILED)
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    kind: EventKind
+    job_id: int = 0  # 0: not about a job (engine ready, model loaded, a notice between jobs)
+    payload: Any = None

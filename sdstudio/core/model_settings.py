@@ -10,10 +10,12 @@ import json
 from pathlib import Path
 
 from sdstudio.core import atomic
+from sdstudio.core.defaults import DEFAULT_GUIDANCE, DEMO_MODEL
 from sdstudio.core.paths import demo_model_dir
 
 MODEL_SETTINGS_FILE = "sdstudio.json"
-DEFAULT_GUIDANCE = 7.5  # SD's usual CFG scale
+__all__ = ["DEFAULT_GUIDANCE", "MODEL_SETTINGS_FILE", "recommended_guidance",
+           "recommended_guidance_for", "save_model_settings"]
 
 
 def save_model_settings(folder: Path, guidance: float) -> None:
@@ -33,7 +35,7 @@ def recommended_guidance(folder: Path) -> float:
 def recommended_guidance_for(model: str) -> float:
     """Likewise for a model id as the UI and CLI hold it: "demo", a folder, or anything else
     (a single checkpoint file or a hub id: the default)."""
-    if model == "demo":  # request.DEMO_MODEL, not imported: request.py imports diffusers
+    if model == DEMO_MODEL:
         return recommended_guidance(demo_model_dir())
     path = Path(model).expanduser()
     return recommended_guidance(path) if path.is_dir() else DEFAULT_GUIDANCE

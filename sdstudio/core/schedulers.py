@@ -1,76 +1,30 @@
-"""Sampler names users know from other SD tools -> diffusers schedulers, built from the model's config."""
+"""Build a diffusers scheduler for a sampler of the menu (`samplers.py`) from a model's config.
+
+diffusers is imported only when a scheduler is built; the names live torch-free in samplers.py.
+"""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from typing import Any
 
-import diffusers
-
-from sdstudio.core.errors import UserError
-
-
-@dataclass(frozen=True)
-class SamplerSpec:
-    name: str  # the display name, as the AUTOMATIC1111 web UI writes it in PNG metadata
-    cls: str  # diffusers class name
-    options: dict[str, Any] = field(default_factory=dict)
-    schedule_type: str | None = None  # "Karras" where A1111 writes a separate `Schedule type`
-
-
-# Order is the order shown in menus.
-SAMPLERS: tuple[SamplerSpec, ...] = (
-    SamplerSpec("Euler a", "EulerAncestralDiscreteScheduler"),
-    SamplerSpec("Euler", "EulerDiscreteScheduler"),
-    SamplerSpec("DPM++ 2M", "DPMSolverMultistepScheduler"),
-    SamplerSpec("DPM++ 2M Karras", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, "Karras"),
-    SamplerSpec("DPM++ 2M SDE", "DPMSolverMultistepScheduler", {"algorithm_type": "sde-dpmsolver++"}),
-    SamplerSpec("DPM++ 2S", "DPMSolverSinglestepScheduler"),
-    SamplerSpec("DDIM", "DDIMScheduler"),
-    SamplerSpec("PNDM", "PNDMScheduler"),
-    SamplerSpec("LMS", "LMSDiscreteScheduler"),
-    SamplerSpec("LMS Karras", "LMSDiscreteScheduler", {"use_karras_sigmas": True}, "Karras"),
-    SamplerSpec("Heun", "HeunDiscreteScheduler"),
-    SamplerSpec("DPM2", "KDPM2DiscreteScheduler"),
-    SamplerSpec("DPM2 a", "KDPM2AncestralDiscreteScheduler"),
-    SamplerSpec("UniPC", "UniPCMultistepScheduler"),
-    SamplerSpec("DEIS", "DEISMultistepScheduler"),
-    SamplerSpec("DDPM", "DDPMScheduler"),
+from sdstudio.core.samplers import (
+    DEFAULT_SAMPLER,
+    SAMPLERS,
+    SamplerSpec,
+    canonical_name,
+    get_sampler,
+    sampler_names,
+    slug,
 )
 
-DEFAULT_SAMPLER = "Euler a"
+__all__ = ["DEFAULT_SAMPLER", "SAMPLERS", "SamplerSpec", "canonical_name", "get_sampler",
+           "make_scheduler", "sampler_names", "slug"]
 
 
-def slug(name: str) -> str:
-    """'DPM++ 2M Karras' -> 'dpmpp_2m_karras'; 'Euler a' -> 'euler_a'."""
-    s = name.strip().lower().replace("++", "pp")
-    return re.sub(r"[^a-z0-9]+", "_", s).strip("_")
-
-
-_BY_SLUG = {slug(s.name): s for s in SAMPLERS}
-
-
-def sampler_names() -> list[str]:
-    return [s.name for s in SAMPLERS]
-
-
-def get_sampler(name: str) -> SamplerSpec:
-    """Look a sampler up by display name or slug (case and punctuation are ignored)."""
-    spec = _BY_SLUG.get(slug(name))
-    if spec is None:
-        raise UserError(
-            f"Unknown scheduler {name!r}; choose one of: {', '.join(sampler_names())}."
-        )
-    return spec
-
-
-def canonical_name(name: str) -> str:
-    return get_sampler(name).name
-
-
-def make_scheduler(name: str, base_config: dict[str, Any]):
+def make_scheduler(name: str, base_config: dict[str, Any]) -> Any:
     """Build the named scheduler from the model's own scheduler config (like `from_config`)."""
+    import diffusers
+
     spec = get_sampler(name)
     cls = getattr(diffusers, spec.cls)
     return cls.from_config(dict(base_config), **spec.options)

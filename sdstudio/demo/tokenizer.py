@@ -11,10 +11,22 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from sdstudio.testing.tiny_models import bytes_to_unicode  # CLIP's byte -> unicode map
-
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 PUNCTUATION = list(",.;:!?'\"-()")
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP byte -> printable unicode char table."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    bs += list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs), strict=True))
 
 
 def learn_merges(words: list[str]) -> list[tuple[str, str]]:

@@ -49,41 +49,6 @@ class TinySize:
 TINY = TinySize()
 
 
-def bytes_to_unicode() -> dict[int, str]:
-    """GPT-2/CLIP byte -> printable unicode char table."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return dict(zip(bs, map(chr, cs), strict=True))
-
-
-def _vocab_and_merges() -> tuple[dict[str, int], list[str]]:
-    """Byte-level base vocabulary plus merges that spell a few common prompt words."""
-    chars = list(bytes_to_unicode().values())
-    tokens = chars + [c + "</w>" for c in chars]
-    merges: list[str] = []
-    for word in _WORDS:
-        parts = list(word[:-1]) + [word[-1] + "</w>"]
-        while len(parts) > 1:
-            merged = parts[0] + parts[1]
-            rule = f"{parts[0]} {parts[1]}"
-            if rule not in merges:
-                merges.append(rule)
-                tokens.append(merged)
-            parts = [merged] + parts[2:]
-    tokens += ["<|startoftext|>", "<|endoftext|>"]
-    vocab: dict[str, int] = {}
-    for t in tokens:
-        vocab.setdefault(t, len(vocab))
-    return vocab, merges
-
-
 def write_tokenizer(path: Path, pad_token: str | None = None) -> Path:
     """Write a CLIP tokenizer (vocab.json + merges.txt) built offline, and load-check it.
 
@@ -91,10 +56,9 @@ def write_tokenizer(path: Path, pad_token: str | None = None) -> Path:
     """
     from transformers import CLIPTokenizer
 
-    path.mkdir(parents=True, exist_ok=True)
-    vocab, merges = _vocab_and_merges()
-    (path / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
-    (path / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    from sdstudio.demo.tokenizer import write_vocab_files
+
+    write_vocab_files(list(_WORDS), path)  # the demo model's BPE writer: one writer, not two
     config = {"model_max_length": 77, "tokenizer_class": "CLIPTokenizer"}
     if pad_token is not None:
         config["pad_token"] = pad_token

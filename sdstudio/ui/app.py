@@ -19,7 +19,9 @@ def run_app(argv: list[str] | None = None,
 
     `on_shown` is called once the window is on screen (the launch benchmark uses it).
     """
-    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv)
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(
+        argv if argv is not None else sys.argv)
     app.setApplicationName("sdstudio")
     app.setOrganizationName("sdstudio")
     app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "sdstudio.png")))

@@ -18,7 +18,6 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPoint,
-    QSettings,
     QSize,
     Qt,
     QTimer,
@@ -61,6 +60,7 @@ from sdstudio.ui.gallery_model import (
     ThumbnailDelegate,
 )
 from sdstudio.ui.gallery_viewer import GalleryViewer
+from sdstudio.ui.settings import Settings
 from sdstudio.ui.tasks import PoolTasks
 
 if TYPE_CHECKING:
@@ -68,12 +68,8 @@ if TYPE_CHECKING:
 
     from sdstudio.core.request import GenerationRequest
 
-FOLDER_KEY = "gallery/folder"
-
-
-def gallery_folder(settings: QSettings | None) -> Path:
-    raw = settings.value(FOLDER_KEY, "") if settings is not None else ""
-    return Path(raw) if isinstance(raw, str) and raw else default_gallery_dir()
+def gallery_folder(settings: Settings | None) -> Path:
+    return settings.gallery_folder() if settings is not None else default_gallery_dir()
 
 
 # ---------------------------------------------------------------- the panel
@@ -87,7 +83,7 @@ class GalleryPanel(QWidget):
     refreshed = Signal(int)  # rows now listed
     synced = Signal(object)  # SyncReport after the folder was checked
 
-    def __init__(self, folder: str | Path | None = None, settings: QSettings | None = None,
+    def __init__(self, folder: str | Path | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("gallery_panel")
@@ -255,7 +251,7 @@ class GalleryPanel(QWidget):
 
     def set_folder(self, folder: str | Path) -> None:
         if self.settings is not None:
-            self.settings.setValue(FOLDER_KEY, str(folder))
+            self.settings.set_gallery_folder(folder)
         self.open_folder(Path(folder))
 
     # --- saving (from the window) ----------------------------------------------------------------

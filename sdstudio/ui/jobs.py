@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from sdstudio.core.events import EngineEvent, EventKind
+from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.worker import GenerationWorker, Job
 
 
@@ -13,58 +13,47 @@ class JobQueue(QObject):
     """GUI-thread side of the worker. Jobs travel to the worker by a queued signal and wait in the
     worker thread's event queue; `pending` mirrors them for display.
 
-    Connect to the signals here, never to the worker's: these are re-emitted in the GUI thread, so
-    any receiver (a lambda, a slot overridden in a subclass) runs in the GUI thread. PySide6 calls
-    lambdas and overridden slots connected to a signal of another thread *in that thread*.
+    Connect to `engineEvent` here, never to the worker's: the worker's signal is connected to this
+    one (signal to signal, queued across the threads), so every receiver, a lambda
+    included, runs in the GUI thread. The queue's own bookkeeping is connected first, so a
+    receiver already sees `running` and `pending` updated.
     """
 
+    engineEvent = Signal(object)  # EngineEvent, in the GUI thread
     queueChanged = Signal(list)  # [(job_id, summary)] waiting or running, running first
-    status = Signal(str)
-    coreReady = Signal(list)  # sampler names
-    modelLoaded = Signal(dict)
-    started = Signal(int)  # job id
-    step = Signal(object)  # StepPreview
-    image = Signal(object)  # FinishedImage
-    failed = Signal(str)
-    finished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
     _submit = Signal(object)
     _load = Signal(str, str, str)
     _warm = Signal()
 
-    def __init__(self, worker: GenerationWorker | None = None, parent: QObject | None = None):
+    def __init__(self, worker: GenerationWorker | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.worker = worker or GenerationWorker()
-        self.thread = QThread()
-        self.thread.setObjectName("sdstudio-worker")
-        self.worker.moveToThread(self.thread)
+        self.worker_thread = QThread()
+        self.worker_thread.setObjectName("sdstudio-worker")
+        self.worker.moveToThread(self.worker_thread)
         self._submit.connect(self.worker.run_job)
         self._load.connect(self.worker.load_model)
         self._warm.connect(self.worker.warm_up)
-        w = self.worker
-        w.status.connect(self._relay_status)
-        w.coreReady.connect(self._relay_core_ready)
-        w.modelLoaded.connect(self._relay_model_loaded)
-        w.step.connect(self._relay_step)
-        w.image.connect(self._relay_image)
-        w.failed.connect(self._relay_failed)
-        w.started.connect(self._on_started)
-        w.finished.connect(self._on_finished)
+        self.engineEvent.connect(self._track)
+        self.worker.engineEvent.connect(self.engineEvent)
         self._next_id = 0
         self.running: int | None = None
         self.pending: dict[int, str] = {}  # job id -> summary, in submission order
 
     def start(self) -> None:
         """Start the thread and begin importing the engine there."""
-        if not self.thread.isRunning():
-            self.thread.start()
+        if not self.worker_thread.isRunning():
+            self.worker_thread.start()
         self._warm.emit()
 
-    def submit(self, params: dict[str, Any], summary: str = "") -> int:
+    def submit(self, request: GenerationRequest, summary: str = "") -> int:
+        """Queue a validated request; returns its job id."""
         self._next_id += 1
         job_id = self._next_id
-        self.pending[job_id] = summary or params.get("prompt", "")[:40]
-        self._submit.emit(Job(job_id, dict(params)))
-        self._emit_queue()
+        self.pending[job_id] = summary or request.prompt[:40]
+        self._submit.emit(Job(job_id, request))
+        self.engineEvent.emit(EngineEvent(EventKind.QUEUED, job_id, request))
         return job_id
 
     def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
@@ -79,52 +68,24 @@ class JobQueue(QObject):
 
     def shutdown(self, timeout_ms: int = -1) -> bool:
         """Cancel everything, stop the thread's event loop and join it. True when it stopped."""
-        if not self.thread.isRunning():
+        if not self.worker_thread.isRunning():
             return True
         self.cancel_all()
-        self.thread.quit()
-        return self.thread.wait() if timeout_ms < 0 else self.thread.wait(timeout_ms)
-
-    # --- relays from the worker thread (queued into these slots, re-emitted here) ----------
-    @Slot(str)
-    def _relay_status(self, text: str) -> None:
-        self.status.emit(text)
-
-    @Slot(list)
-    def _relay_core_ready(self, names: list) -> None:
-        self.coreReady.emit(names)
-
-    @Slot(dict)
-    def _relay_model_loaded(self, info: dict) -> None:
-        self.modelLoaded.emit(info)
+        self.worker_thread.quit()
+        if timeout_ms < 0:
+            return self.worker_thread.wait()
+        return self.worker_thread.wait(timeout_ms)
 
     @Slot(object)
-    def _relay_step(self, preview: object) -> None:
-        self.step.emit(preview)
-
-    @Slot(object)
-    def _relay_image(self, result: object) -> None:
-        self.image.emit(result)
-
-    @Slot(str)
-    def _relay_failed(self, message: str) -> None:
-        self.failed.emit(message)
-
-    @Slot(int)
-    def _on_started(self, job_id: int) -> None:
-        self.running = job_id
-        self._emit_queue()
-        self.started.emit(job_id)
-
-    @Slot(int, str)
-    def _on_finished(self, job_id: int, outcome: str) -> None:
-        self.pending.pop(job_id, None)
-        if self.running == job_id:
-            self.running = None
-        self._emit_queue()
-        self.finished.emit(job_id, outcome)
-
-    def _emit_queue(self) -> None:
+    def _track(self, ev: EngineEvent) -> None:
+        if ev.kind is EventKind.STARTED:
+            self.running = ev.job_id
+        elif ev.kind.ends_job:
+            self.pending.pop(ev.job_id, None)
+            if self.running == ev.job_id:
+                self.running = None
+        elif ev.kind is not EventKind.QUEUED:
+            return
         items = [(i, s) for i, s in self.pending.items() if i == self.running]
         items += [(i, s) for i, s in self.pending.items() if i != self.running]
         self.queueChanged.emit(items)

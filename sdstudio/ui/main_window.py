@@ -6,15 +6,21 @@ Integration points (kept small on purpose):
 - `set_init_image(path)`    use an image file as the img2img init image.
 - `gallery_dock`            a QDockWidget; replace its widget with a fuller gallery.
 - `_on_image(result)`       every finished image (a `FinishedImage`) arrives here, once.
+
+The hops from the prompt box to a saved PNG: `generate()` builds and validates a
+GenerationRequest -> `JobQueue.submit` -> (queued signal) `GenerationWorker.run_job` in the
+worker thread -> `Engine.run_job` -> `StableDiffusion.generate` -> IMAGE EngineEvent (its
+ImageEvent carries the model's record) -> `JobQueue.engineEvent` in the GUI thread -> `_on_event` ->
+`_on_image` -> `GalleryPanel.save_image` -> the gallery's save thread writes the PNG.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QSettings, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -26,8 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.core.errors import UserError
+from sdstudio.core.events import EngineEvent, EventKind
 from sdstudio.core.model_settings import recommended_guidance_for
-from sdstudio.ui import settings as st
+from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
@@ -36,26 +44,27 @@ from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.session_gallery import SessionGallery
+from sdstudio.ui.settings import Settings
 from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
-    from sdstudio.core.request import GenerationRequest
+    from sdstudio.core.engine import ModelInfo
 
 
 class MainWindow(QMainWindow):
     # GUI-thread notifications (tests and other panels wait on these, not on the worker's signals)
     stepShown = Signal(int)  # step number now shown in the preview
-    jobFinished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
+    jobFinished = Signal(int, object)  # job id, EventKind FINISHED | CANCELLED | FAILED
     errorShown = Signal(str)
-    modelReady = Signal(dict)  # the worker loaded a model: {"model", "name", "native_size", ...}
+    modelReady = Signal(object)  # the worker loaded a model: its ModelInfo
 
-    def __init__(self, settings: QSettings | None = None,
+    def __init__(self, settings: Settings | None = None,
                  worker: GenerationWorker | None = None) -> None:
         super().__init__()
         self.setWindowTitle("sdstudio")
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)
-        self.settings = settings or st.open_settings()
+        self.settings = settings or Settings()
         self.jobs = JobQueue(worker, parent=self)
         self.prompt_panel = PromptPanel()
         self.params_panel = ParamsPanel()
@@ -68,7 +77,7 @@ class MainWindow(QMainWindow):
         self._job_started_at = 0.0
         self._last_started: int | None = None
         self._quiet_failures = False
-        self._first_run = not self.settings.contains("generation/params")
+        self._first_run = not self.settings.has_params()
         self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._build_docks()
         self._install_gallery()
@@ -78,7 +87,7 @@ class MainWindow(QMainWindow):
         self._restore()
         # The chosen model's recommended CFG scale, read now (no torch), so that a Generate
         # pressed during the first load already uses it; restored settings are the user's own.
-        self._model_guidance = recommended_guidance_for(self.params_panel.params()["model"])
+        self._model_guidance = recommended_guidance_for(self.params_panel.model.current_model())
         if self._first_run:
             self.params_panel.set_params({"guidance": self._model_guidance})
         self.statusBar().showMessage("Starting…")
@@ -116,7 +125,6 @@ class MainWindow(QMainWindow):
     def _install_gallery(self) -> None:
         """The saved-images gallery in the gallery dock, beside this session's images."""
         self.gallery_panel = GalleryPanel(settings=self.settings)
-        self._model_info: dict[str, Any] = {}
         tabs = QTabWidget()
         tabs.setObjectName("gallery_tabs")
         tabs.addTab(self.gallery_panel, "Gallery")
@@ -152,26 +160,17 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:
-        w = self.jobs  # GUI-thread relays of the worker's signals (see JobQueue)
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
         self.params_panel.model.folderChosen.connect(
-            lambda f: st.set_models_folder(self.settings, Path(f)))
+            lambda f: self.settings.set_models_folder(Path(f)))
         self.jobs.queueChanged.connect(
             lambda items: self.prompt_panel.show_queue(items, self.jobs.running))
         self.session_gallery.showRequested.connect(
             lambda img: self.preview_panel.show_final(img, "from the session gallery"))
         self.session_gallery.reuseRequested.connect(self.apply_request)
-        w.status.connect(self._on_status)
-        w.coreReady.connect(self._on_core_ready)
-        w.modelLoaded.connect(self._on_model_loaded)
-        w.modelLoaded.connect(self._remember_model_info)
-        w.started.connect(self._on_started)
-        w.step.connect(self._on_step)
-        w.image.connect(self._on_image)
-        w.failed.connect(self._on_failed)
-        w.finished.connect(self._on_finished)
+        self.jobs.engineEvent.connect(self._on_event)  # in the GUI thread (see JobQueue)
 
     # --- public API ------------------------------------------------------------------------------
     def start_engine(self) -> None:
@@ -186,15 +185,16 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Type a prompt first.")
             self.prompt_panel.prompt.setFocus()
             return None
-        params = self.params_panel.params()
-        params["seed"] = self.params_panel.next_seed()
-        params.pop("seed_random")
-        params.update(prompt=prompt, negative_prompt=negative)
+        try:
+            request = self.params_panel.request(prompt, negative).validate()
+        except UserError as err:  # nothing is queued: the fields say what to fix
+            self.show_error(str(err))
+            return None
         self._save_params()
         self._quiet_failures = False
         self._first_run = False
-        summary = f"{prompt[:32]} · {params['width']}×{params['height']} · seed {params['seed']}"
-        return self.jobs.submit(params, summary)
+        summary = f"{prompt[:32]} · {request.width}×{request.height} · seed {request.seed}"
+        return self.jobs.submit(request, summary)
 
     @Slot()
     def cancel(self) -> None:
@@ -204,7 +204,7 @@ class MainWindow(QMainWindow):
 
     def apply_request(self, request: GenerationRequest) -> None:
         """Fill the prompt and parameter panels from a request (fixed seed: it reproduces)."""
-        data: dict[str, Any] = dict(request.to_dict())
+        data = request.to_dict()
         self.prompt_panel.set_texts(data.pop("prompt", ""), data.pop("negative_prompt", ""))
         data["seed_random"] = False
         self.params_panel.set_params(data)
@@ -233,11 +233,27 @@ class MainWindow(QMainWindow):
         self.last_error_dialog = box
 
     # --- worker events ------------------------------------------------------------------------
-    @Slot(str)
-    def _on_status(self, text: str) -> None:
-        self.statusBar().showMessage(text)
+    @Slot(object)
+    def _on_event(self, ev: EngineEvent) -> None:
+        """Every EngineEvent of the worker, in the GUI thread."""
+        kind = ev.kind
+        if kind is EventKind.NOTICE:
+            self.statusBar().showMessage(ev.payload)
+        elif kind is EventKind.READY:
+            self._on_core_ready(ev.payload)
+        elif kind is EventKind.LOADED:
+            self._on_model_loaded(ev.payload)
+        elif kind is EventKind.STARTED:
+            self._on_started(ev.job_id)
+        elif kind is EventKind.PROGRESS:
+            self._on_step(ev.job_id, ev.payload)
+        elif kind is EventKind.IMAGE:
+            self._on_image(ev.payload)
+        elif kind is EventKind.FAILED:
+            self._on_failed(ev.payload)
+        if kind.ends_job:
+            self._on_finished(ev.job_id, kind)
 
-    @Slot(list)
     def _on_core_ready(self, names: list[str]) -> None:
         self.params_panel.set_scheduler_names(names)
         self._quiet_failures = True  # a missing default model is not worth a dialog at start
@@ -249,13 +265,11 @@ class MainWindow(QMainWindow):
         p = self.params_panel.params()
         self.jobs.load_model(model, p["device"], p["dtype"])
 
-    @Slot(dict)
-    def _on_model_loaded(self, info: dict) -> None:
-        size_text = f" · native {info['native_size']}px" if info.get("native_size") else ""
-        self.model_label.setText(
-            f"Model: {info['name']} · {info['device']} · {info['dtype']}{size_text}")
-        self.model_label.setToolTip(info["model"])
-        native = int(info.get("native_size") or 0)
+    def _on_model_loaded(self, info: ModelInfo) -> None:
+        size_text = f" · native {info.native_size}px" if info.native_size else ""
+        self.model_label.setText(f"Model: {info.name} · {info.device} · {info.dtype}{size_text}")
+        self.model_label.setToolTip(info.model)
+        native = info.native_size
         if native:
             self.params_panel.set_native_size(native)
             p = self.params_panel.params()
@@ -266,7 +280,7 @@ class MainWindow(QMainWindow):
             self._native_size = native
         # Likewise its recommended guidance (already applied when it was chosen, where the model
         # is a folder; a hub id only tells once loaded).
-        self._follow_model_guidance(float(info.get("guidance", st.DEFAULT_PARAMS["guidance"])))
+        self._follow_model_guidance(info.guidance)
         self._first_run = False
         self.modelReady.emit(info)
 
@@ -277,86 +291,70 @@ class MainWindow(QMainWindow):
             self.params_panel.set_params({"guidance": guidance})
         self._model_guidance = guidance
 
-    @Slot(int)
     def _on_started(self, job_id: int) -> None:
         self._quiet_failures = False
         self._last_started = job_id
         self._job_started_at = time.monotonic()
         self.preview_panel.begin(f"Job #{job_id}")
 
-    @Slot(object)
-    def _on_step(self, sp: StepPreview) -> None:
-        if sp.job_id != self._last_started:
+    def _on_step(self, job_id: int, sp: StepPreview) -> None:
+        if job_id != self._last_started:
             return
         self.preview_panel.show_step(sp)
         self.channels_panel.show_channels(sp.channels)
         self.stepShown.emit(sp.step)
 
-    @Slot(object)
     def _on_image(self, result: FinishedImage) -> None:
         """Every finished image arrives here once: shown, and saved to the gallery (on the
-        gallery's save thread; a failure is one sentence and the image is kept elsewhere)."""
+        gallery's save thread; a failure is one sentence and the image is kept elsewhere) with
+        the record the engine built from the loaded model."""
         self.session_gallery.add_image(result.image, result.request, result.seed)
-        pil = getattr(result.event, "image", None)
-        self.gallery_panel.save_image(pil if pil is not None else result.image, result.request,
-                                      result.seed, self._record_extra())
+        self.gallery_panel.save_image(result.event.image, result.request, result.seed,
+                                      result.event.record)
         if result.index == 0:
             self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
         for notice in result.notices:
             self.statusBar().showMessage(notice)
 
-    @Slot(dict)
-    def _remember_model_info(self, info: dict) -> None:
-        self._model_info = dict(info)
-
-    def _record_extra(self) -> dict[str, Any]:
-        """What the PNG's reproducibility record needs from the loaded model."""
-        info = self._model_info
-        return {k: info[k] for k in ("device", "dtype") if k in info}
-
-    @Slot(str)
     def _on_failed(self, message: str) -> None:
         if self._quiet_failures:
             self.model_label.setText("No model loaded: choose one in Parameters ▸ Model")
         self.show_error(message, dialog=not self._quiet_failures)
         self._quiet_failures = False
 
-    @Slot(int, str)
-    def _on_finished(self, job_id: int, outcome: str) -> None:
-        if job_id == self._last_started:
+    def _on_finished(self, job_id: int, outcome: EventKind) -> None:
+        if job_id and job_id == self._last_started:
             seconds = time.monotonic() - self._job_started_at
             self.preview_panel.end(outcome, seconds)
-            if outcome == "done":
+            if outcome is EventKind.FINISHED:
                 self.statusBar().showMessage(f"Done in {seconds:.1f} s.")
-        self.jobFinished.emit(job_id, outcome)
+        if job_id:
+            self.jobFinished.emit(job_id, outcome)
 
     # --- settings -----------------------------------------------------------------------------
     def _save_params(self) -> None:
         prompt, negative = self.prompt_panel.texts()
         params = self.params_panel.params()
         params.update(prompt=prompt, negative_prompt=negative)
-        st.save_params(self.settings, params)
-        st.set_opened_models(self.settings, self.params_panel.model.opened())
+        self.settings.set_params(params)
+        self.settings.set_opened_models(self.params_panel.model.opened())
 
     def _restore(self) -> None:
-        self.params_panel.model.set_opened(st.opened_models(self.settings))
-        self.params_panel.model.set_models_folder(st.models_folder(self.settings))
-        params = st.load_params(self.settings)
+        self.params_panel.model.set_opened(self.settings.opened_models())
+        self.params_panel.model.set_models_folder(self.settings.models_folder())
+        params = self.settings.params()
         self.prompt_panel.set_texts(params.pop("prompt"), params.pop("negative_prompt"))
         self.params_panel.set_params(params)
-        geometry = self.settings.value("window/geometry")
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
+        geometry = self.settings.geometry()
+        if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 800)
-        state = self.settings.value("window/state")
+        state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
 
     def save_settings(self) -> None:
         self._save_params()
-        self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.set_window(self.saveGeometry(), self.saveState())
         self.settings.sync()
 
     # --- window events ------------------------------------------------------------------------
@@ -378,5 +376,8 @@ class MainWindow(QMainWindow):
         if path:
             event.acceptProposedAction()
             # After the drop returns: a PNG with SD parameters asks whether to reuse them.
-            QTimer.singleShot(0, lambda: self.gallery_panel.handle_drop(path)
-                              or self.set_init_image(path))
+            QTimer.singleShot(0, lambda: self._handle_drop(path))
+
+    def _handle_drop(self, path: str) -> None:
+        if not self.gallery_panel.handle_drop(path):  # no parameters: it is an init image
+            self.set_init_image(path)

@@ -7,7 +7,8 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
-DEMO = "demo"
+from sdstudio.core.defaults import DEMO_MODEL as DEMO
+
 _OPEN = "__open__"
 _FOLDER = "__folder__"
 MODEL_FILTER = "Stable Diffusion models (model_index.json *.safetensors);;All files (*)"

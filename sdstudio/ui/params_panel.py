@@ -22,6 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.core import defaults as d
+from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.image_slot import ImageSlot
 from sdstudio.ui.model_picker import ModelPicker
 
@@ -29,7 +31,6 @@ SIZE_PRESETS: tuple[tuple[int, int], ...] = (
     (64, 64), (128, 128), (256, 256), (512, 512), (512, 768), (768, 512),
     (768, 768), (640, 384), (1024, 1024),
 )
-MAX_SEED = 2**63 - 1
 
 
 def random_seed() -> int:
@@ -42,7 +43,7 @@ def _round8(value: int) -> int:
 
 class ParamsPanel(QWidget):
     """All knobs of a request except the prompts. `params()` / `set_params()` use the field names
-    of GenerationRequest (plus `seed_random`, a UI-only choice)."""
+    of GenerationRequest (plus `seed_random`, a UI-only choice); `request()` builds the request."""
 
     modelChosen = Signal(str)  # the user picked another model: preload it
 
@@ -52,7 +53,7 @@ class ParamsPanel(QWidget):
         self.model.modelChosen.connect(self.modelChosen)
         self.scheduler = QComboBox()
         self.scheduler.setObjectName("scheduler")
-        self.steps = self._spin(1, 500, 20, "steps")
+        self.steps = self._spin(1, d.MAX_STEPS, d.DEFAULT_STEPS, "steps")
         self.guidance = QDoubleSpinBox()
         self.guidance.setObjectName("guidance")
         self.guidance.setRange(0.0, 30.0)
@@ -69,8 +70,8 @@ class ParamsPanel(QWidget):
         self.dice.setToolTip("Roll a new fixed seed")
         self.dice.clicked.connect(self._roll)
 
-        self.width_ = self._spin(8, 4096, 512, "width", step=8)
-        self.height_ = self._spin(8, 4096, 512, "height", step=8)
+        self.width_ = self._spin(8, d.MAX_SIDE, d.DEFAULT_SIZE, "width", step=8)
+        self.height_ = self._spin(8, d.MAX_SIDE, d.DEFAULT_SIZE, "height", step=8)
         for box in (self.width_, self.height_):
             box.editingFinished.connect(lambda b=box: b.setValue(_round8(b.value())))
         self.size_preset = QComboBox()
@@ -83,7 +84,7 @@ class ParamsPanel(QWidget):
         self.swap.setText("⇄")
         self.swap.setToolTip("Swap width and height")
         self.swap.clicked.connect(self._swap)
-        self.batch = self._spin(1, 64, 1, "batch_size")
+        self.batch = self._spin(1, d.MAX_BATCH, 1, "batch_size")
 
         self.init_image = ImageSlot("init image")
         self.init_image.setObjectName("init_image")
@@ -92,16 +93,16 @@ class ParamsPanel(QWidget):
         self.strength.setRange(0.01, 1.0)
         self.strength.setSingleStep(0.05)
         self.strength.setToolTip("How much of the init image is repainted (1 = all)")
-        self.mask = ImageSlot("mask")
-        self.mask.setObjectName("mask")
-        self.mask.setToolTip("White = repaint, black = keep; needs an init image")
+        self.mask_slot = ImageSlot("mask")  # not `mask`: that would hide QWidget.mask()
+        self.mask_slot.setObjectName("mask")
+        self.mask_slot.setToolTip("White = repaint, black = keep; needs an init image")
 
         self.device = QComboBox()
         self.device.setObjectName("device")
-        self.device.addItems(["auto", "cpu", "cuda", "mps"])
+        self.device.addItems(list(d.DEVICES))
         self.dtype = QComboBox()
         self.dtype.setObjectName("dtype")
-        self.dtype.addItems(["auto", "fp32", "fp16"])
+        self.dtype.addItems(list(d.DTYPES))
         self._build_layout()
 
     def _spin(self, lo: int, hi: int, value: int, name: str, step: int = 1) -> QSpinBox:
@@ -140,7 +141,7 @@ class ParamsPanel(QWidget):
         img_form = QFormLayout(img)
         img_form.addRow("Init", self.init_image)
         img_form.addRow("Strength", self.strength)
-        img_form.addRow("Mask", self.mask)
+        img_form.addRow("Mask", self.mask_slot)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -177,7 +178,7 @@ class ParamsPanel(QWidget):
         """The seed for the next job: a new random one (shown in the field) or the fixed one."""
         if self.seed_random.isChecked():
             self.seed.setText(str(random_seed()))
-        return min(int(self.seed.text() or 0), MAX_SEED)
+        return min(int(self.seed.text() or 0), d.MAX_SEED)
 
     # --- size -------------------------------------------------------------------------------
     def set_native_size(self, size: int) -> None:
@@ -209,17 +210,24 @@ class ParamsPanel(QWidget):
             "scheduler": self.scheduler.currentText(),
             "steps": self.steps.value(),
             "guidance": round(self.guidance.value(), 2),
-            "seed": min(int(self.seed.text() or 0), MAX_SEED),
+            "seed": min(int(self.seed.text() or 0), d.MAX_SEED),
             "seed_random": self.seed_random.isChecked(),
             "width": _round8(self.width_.value()),
             "height": _round8(self.height_.value()),
             "batch_size": self.batch.value(),
             "init_image": self.init_image.path(),
             "strength": round(self.strength.value(), 2),
-            "mask": self.mask.path(),
+            "mask": self.mask_slot.path(),
             "device": self.device.currentText(),
             "dtype": self.dtype.currentText(),
         }
+
+    def request(self, prompt: str, negative_prompt: str = "") -> GenerationRequest:
+        """The request these fields describe, with the next seed (not validated yet)."""
+        p = self.params()
+        del p["seed_random"]
+        p["seed"] = self.next_seed()
+        return GenerationRequest(prompt=prompt, negative_prompt=negative_prompt, **p)
 
     def set_params(self, p: dict[str, Any]) -> None:
         """Fill the fields from `p` (missing keys are left alone)."""
@@ -246,7 +254,7 @@ class ParamsPanel(QWidget):
         if "strength" in p:
             self.strength.setValue(float(p["strength"]))
         if "mask" in p:
-            self.mask.set_path(p["mask"] if _exists(p["mask"]) else None)
+            self.mask_slot.set_path(p["mask"] if _exists(p["mask"]) else None)
         if p.get("device"):
             self.device.setCurrentText(str(p["device"]))
         if p.get("dtype"):

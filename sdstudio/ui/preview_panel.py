@@ -7,6 +7,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSlider, QVBoxLayout, QWidget
 
+from sdstudio.core.events import EventKind
 from sdstudio.ui.imaging import ImageView
 from sdstudio.ui.worker import StepPreview
 
@@ -72,9 +73,10 @@ class PreviewPanel(QWidget):
         self.view.set_image(image)
         self.caption.setText(label)
 
-    def end(self, outcome: str, seconds: float | None = None) -> None:
-        """The run is over: enable the scrubber on what was recorded."""
-        if outcome == "done":
+    def end(self, outcome: EventKind, seconds: float | None = None) -> None:
+        """The run is over (FINISHED, CANCELLED or FAILED): enable the scrubber on what was
+        recorded."""
+        if outcome is EventKind.FINISHED:
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
             self.progress.setFormat(f"Done in {_seconds(seconds)}" if seconds else "Done")
@@ -82,8 +84,8 @@ class PreviewPanel(QWidget):
             if self.progress.maximum() == 0:
                 self.progress.setRange(0, 1)
                 self.progress.setValue(0)
-            self.progress.setFormat(outcome.capitalize())
-            self.caption.setText(f"{self.caption.text()} — {outcome}")
+            self.progress.setFormat(outcome.value.capitalize())
+            self.caption.setText(f"{self.caption.text()} — {outcome.value}")
         self._live = False
         if self._history:
             self.scrubber.blockSignals(True)

@@ -1,82 +1,156 @@
-"""QSettings in one INI file under `config_dir()` (so `SDSTUDIO_HOME` moves it), plus defaults."""
+"""Settings: every persisted key of the app, typed, with its default and its validation.
+
+One INI file under `config_dir()` (so `SDSTUDIO_HOME` moves it). Nothing else in the UI reads or
+writes QSettings keys: a key that is not here does not exist. A value that is missing, of the
+wrong type or out of range reads as its default, so a hand-edited or stale file never breaks the
+window.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QByteArray, QSettings
 
-from sdstudio.core.model_settings import DEFAULT_GUIDANCE
-from sdstudio.core.paths import config_dir, default_models_dir
+from sdstudio.core import defaults as d
+from sdstudio.core.paths import config_dir, default_gallery_dir, default_models_dir
 
-# UI defaults; they mirror GenerationRequest's defaults without importing the core (fast start).
+# The generation fields the window restores (GenerationRequest's names, plus `seed_random`, a
+# UI-only choice). The window starts at the demo model's size; a loaded model's size replaces it.
 DEFAULT_PARAMS: dict[str, Any] = {
-    "prompt": "a red circle on a blue background",
+    "prompt": d.DEFAULT_PROMPT,
     "negative_prompt": "",
     "seed": 0,
     "seed_random": True,
-    "steps": 20,
-    "guidance": DEFAULT_GUIDANCE,
-    "scheduler": "Euler a",
-    "width": 128,  # the demo model's native size; a loaded model's own size replaces it
-    "height": 128,
+    "steps": d.DEFAULT_STEPS,
+    "guidance": d.DEFAULT_GUIDANCE,
+    "scheduler": d.DEFAULT_SAMPLER,
+    "width": d.DEMO_SIZE,
+    "height": d.DEMO_SIZE,
     "batch_size": 1,
     "init_image": None,
-    "strength": 0.75,
+    "strength": d.DEFAULT_STRENGTH,
     "mask": None,
-    "model": "demo",
+    "model": d.DEMO_MODEL,
     "device": "auto",
     "dtype": "auto",
 }
+MAX_OPENED_MODELS = 10
 
 
 def settings_path() -> Path:
     return config_dir() / "sdstudio.ini"
 
 
-def open_settings() -> QSettings:
-    path = settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return QSettings(str(path), QSettings.Format.IniFormat)
+def _valid(name: str, value: Any) -> bool:
+    """Whether a saved parameter may be restored (else its default is used)."""
+    default = DEFAULT_PARAMS[name]
+    if name in ("init_image", "mask"):
+        return value is None or isinstance(value, str)
+    if name == "device":
+        return value in d.DEVICES
+    if name == "dtype":
+        return value in d.DTYPES
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        limits = {"seed": (0, d.MAX_SEED), "steps": (1, d.MAX_STEPS),
+                  "width": (8, d.MAX_SIDE), "height": (8, d.MAX_SIDE),
+                  "batch_size": (1, d.MAX_BATCH)}[name]
+        return (isinstance(value, int) and not isinstance(value, bool)
+                and limits[0] <= value <= limits[1])
+    if isinstance(default, float):
+        hi = d.MAX_GUIDANCE if name == "guidance" else 1.0
+        return (isinstance(value, int | float) and not isinstance(value, bool)
+                and math.isfinite(value) and 0 <= value <= hi)
+    return isinstance(value, str)
 
 
-def load_params(settings: QSettings) -> dict[str, Any]:
-    """Last parameters (JSON in one key: types survive the INI round trip), over the defaults."""
-    params = dict(DEFAULT_PARAMS)
-    raw = settings.value("generation/params", "")
-    if isinstance(raw, str) and raw:
-        try:
-            saved = json.loads(raw)
-        except ValueError:
-            saved = {}
+class Settings:
+    """The app's settings over one QSettings. Tests pass a QSettings on a temporary file."""
+
+    PARAMS = "generation/params"  # JSON in one key: types survive the INI round trip
+    MODELS_FOLDER = "models/folder"
+    OPENED_MODELS = "models/opened"
+    GALLERY_FOLDER = "gallery/folder"
+    GEOMETRY = "window/geometry"
+    STATE = "window/state"
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        if qsettings is None:
+            path = settings_path()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            qsettings = QSettings(str(path), QSettings.Format.IniFormat)
+        self.qsettings = qsettings
+
+    # --- generation parameters -------------------------------------------------------------
+    def has_params(self) -> bool:
+        """False on the very first start (nothing saved yet)."""
+        return self.qsettings.contains(self.PARAMS)
+
+    def params(self) -> dict[str, Any]:
+        """The last parameters, each valid one over its default."""
+        params = dict(DEFAULT_PARAMS)
+        saved = self._json(self.PARAMS, {})
         if isinstance(saved, dict):
-            params.update({k: v for k, v in saved.items() if k in DEFAULT_PARAMS})
-    return params
+            params.update({k: v for k, v in saved.items() if k in params and _valid(k, v)})
+        return params
 
+    def set_params(self, params: dict[str, Any]) -> None:
+        known = {k: v for k, v in params.items() if k in DEFAULT_PARAMS}
+        self.qsettings.setValue(self.PARAMS, json.dumps(known, ensure_ascii=False, sort_keys=True))
 
-def save_params(settings: QSettings, params: dict[str, Any]) -> None:
-    settings.setValue("generation/params", json.dumps(params, ensure_ascii=False, sort_keys=True))
+    # --- folders and models ----------------------------------------------------------------
+    def models_folder(self) -> Path:
+        return self._path(self.MODELS_FOLDER) or default_models_dir()
 
+    def set_models_folder(self, folder: str | Path) -> None:
+        self.qsettings.setValue(self.MODELS_FOLDER, str(folder))
 
-def models_folder(settings: QSettings) -> Path:
-    raw = settings.value("models/folder", "")
-    return Path(raw) if isinstance(raw, str) and raw else default_models_dir()
+    def gallery_folder(self) -> Path:
+        return self._path(self.GALLERY_FOLDER) or default_gallery_dir()
 
+    def set_gallery_folder(self, folder: str | Path) -> None:
+        self.qsettings.setValue(self.GALLERY_FOLDER, str(folder))
 
-def set_models_folder(settings: QSettings, folder: Path) -> None:
-    settings.setValue("models/folder", str(folder))
+    def opened_models(self) -> list[str]:
+        items = self._json(self.OPENED_MODELS, [])
+        return [x for x in items if isinstance(x, str)] if isinstance(items, list) else []
 
+    def set_opened_models(self, models: list[str]) -> None:
+        self.qsettings.setValue(self.OPENED_MODELS, json.dumps(models[-MAX_OPENED_MODELS:]))
 
-def opened_models(settings: QSettings) -> list[str]:
-    raw = settings.value("models/opened", "")
-    try:
-        items = json.loads(raw) if isinstance(raw, str) and raw else []
-    except ValueError:
-        items = []
-    return [str(x) for x in items if isinstance(x, str)]
+    # --- window ------------------------------------------------------------------------------
+    def geometry(self) -> QByteArray | None:
+        return self._bytes(self.GEOMETRY)
 
+    def window_state(self) -> QByteArray | None:
+        return self._bytes(self.STATE)
 
-def set_opened_models(settings: QSettings, models: list[str]) -> None:
-    settings.setValue("models/opened", json.dumps(models[-10:]))
+    def set_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self.qsettings.setValue(self.GEOMETRY, geometry)
+        self.qsettings.setValue(self.STATE, state)
+
+    def sync(self) -> None:
+        self.qsettings.sync()
+
+    # --- reading ------------------------------------------------------------------------------
+    def _json(self, key: str, default: Any) -> Any:
+        raw = self.qsettings.value(key, "")
+        if not isinstance(raw, str) or not raw:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return default
+
+    def _path(self, key: str) -> Path | None:
+        raw = self.qsettings.value(key, "")
+        return Path(raw) if isinstance(raw, str) and raw else None
+
+    def _bytes(self, key: str) -> QByteArray | None:
+        raw = self.qsettings.value(key)
+        return raw if isinstance(raw, QByteArray) else None

@@ -1,24 +1,31 @@
-"""GenerationWorker: lives in a QThread, holds the loaded model, runs one job at a time.
+"""GenerationWorker: lives in a QThread, holds the engine, runs one job at a time.
 
-Everything it sends is plain data (dataclasses of QImage, str, numbers): the GUI thread turns
-QImages into pixmaps in its own slots. torch and the core engine are imported here, lazily, in the
-worker's thread, so the window can appear before torch has finished importing.
+It emits one signal, `engineEvent`, carrying the engine's `EngineEvent`s. Payloads that the GUI paints
+are made Qt-ready here, in the worker's thread: a step's latents become a `StepPreview` of
+QImages, a finished image a `FinishedImage` (QImage to show, the core's ImageEvent to save).
+torch and the engine's model code are imported lazily, in the worker's thread, so the window can
+appear before torch has finished importing.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from sdstudio.core.model_settings import DEFAULT_GUIDANCE
+from sdstudio.core.engine import Engine, model_label
+from sdstudio.core.errors import describe
+from sdstudio.core.events import EngineEvent, EventKind
+from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.imaging import pil_to_qimage
+
+if TYPE_CHECKING:
+    from sdstudio.core.events import ImageEvent, StepEvent
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +35,7 @@ PREVIEW_INTERVAL_S = 0.03  # at most ~33 previews a second reach the GUI; the la
 @dataclass(frozen=True)
 class Job:
     job_id: int
-    params: dict[str, Any]  # GenerationRequest fields; the worker builds and validates the request
+    request: GenerationRequest  # validated by the window before it was queued
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,8 @@ class ChannelImage:
 
 @dataclass(frozen=True)
 class StepPreview:
-    job_id: int
+    """Payload of a PROGRESS event as the window gets it."""
+
     step: int  # 1-based
     total: int
     elapsed: float
@@ -50,60 +58,38 @@ class StepPreview:
 
 @dataclass(frozen=True)
 class FinishedImage:
-    """One finished image. `event` is the core's ImageEvent (PIL image + GenerationRequest) for
-    saving with metadata; the worker never touches it again after sending."""
+    """Payload of an IMAGE event as the window gets it. `event` is the core's ImageEvent (PIL
+    image, request, the model's record) for saving; the worker never touches it after sending."""
 
-    job_id: int
     index: int
     seed: int
     image: QImage
-    request: Any  # sdstudio.core.request.GenerationRequest
-    event: Any  # sdstudio.core.events.ImageEvent
+    event: ImageEvent
     notices: list[str] = field(default_factory=list)
 
-
-def _is_oom(exc: BaseException) -> bool:
-    name = type(exc).__name__
-    return name == "OutOfMemoryError" or "out of memory" in str(exc).lower()
-
-
-def _free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - freeing memory is best effort
-        log.exception("could not free GPU memory")
-
-
-def _one_sentence(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if text.endswith((".", "!", "?")) else text + "."
+    @property
+    def request(self) -> GenerationRequest:
+        return self.event.request
 
 
 class GenerationWorker(QObject):
     """Runs in its own QThread. Slots are called through queued signals; `cancel_upto` is the one
-    method the GUI thread calls directly (it only sets an int, which is atomic)."""
+    method the GUI thread calls directly (it only sets an int, which is atomic).
 
-    status = Signal(str)
-    coreReady = Signal(list)  # sampler names, once torch and the core are imported
-    modelLoaded = Signal(dict)  # {"model", "name", "native_size", "device", "dtype", "seconds"}
-    started = Signal(int)  # job id
-    step = Signal(object)  # StepPreview
-    image = Signal(object)  # FinishedImage
-    failed = Signal(str)  # one clear sentence
-    finished = Signal(int, str)  # job id, "done" | "cancelled" | "failed"
+    A subclass (the tests' FakeWorker) overrides `_warm_up`, `_load_model` and `_run_job`, never
+    the slots themselves: PySide6 runs an overridden slot in the *sender's* thread."""
 
-    def __init__(self, preview_interval: float = PREVIEW_INTERVAL_S) -> None:
+    engineEvent = Signal(object)  # EngineEvent (not `event`: that would hide QObject.event())
+
+    def __init__(self, preview_interval: float = PREVIEW_INTERVAL_S,
+                 engine: Engine | None = None) -> None:
         super().__init__()
         self._preview_interval = preview_interval
         self._cancel_upto = 0  # jobs with an id <= this are cancelled
-        self._engine: Any = None
-        self._engine_key: tuple[str, str, str] | None = None
+        self.engine = engine or Engine()
         self._last_preview = 0.0
         self._core_ready = False
+        self._start_error = ""  # why the engine could not start, once a warm-up failed
 
     # --- called from the GUI thread -------------------------------------------------------
     def cancel_upto(self, job_id: int) -> None:
@@ -113,133 +99,98 @@ class GenerationWorker(QObject):
     # --- slots, run in the worker thread ---------------------------------------------------
     @Slot()
     def warm_up(self) -> None:
-        """Import torch and the core (seconds), then say which samplers exist."""
+        self._warm_up()
+
+    @Slot(str, str, str)
+    def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+        self._load_model(model, device, dtype)
+
+    @Slot(object)
+    def run_job(self, job: Job) -> None:
+        self._run_job(job)
+
+    # --- the work, in the worker thread ------------------------------------------------------
+    def _warm_up(self) -> bool:
+        """Import torch and the model code (seconds), then say which samplers exist."""
         if self._core_ready:
-            return
-        self.status.emit("Starting the engine (importing torch)…")
+            return True
+        self._notice("Starting the engine (importing torch)…")
         try:
             from sdstudio.core import latents, models, pipeline  # noqa: F401
             from sdstudio.core.schedulers import sampler_names
         except Exception as exc:  # noqa: BLE001 - a broken install must not kill the window
             log.exception("engine import failed")
-            self.failed.emit(f"The engine could not start: {_one_sentence(exc)}")
-            return
+            self._start_error = f"The engine could not start: {describe(exc)}"
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, self._start_error))
+            return False
         self._core_ready = True
-        self.coreReady.emit(sampler_names())
-        self.status.emit("Engine ready.")
+        self.engineEvent.emit(EngineEvent(EventKind.READY, 0, sampler_names()))
+        self._notice("Engine ready.")
+        return True
 
-    @Slot(str, str, str)
-    def load_model(self, model: str, device: str = "auto", dtype: str = "auto") -> None:
+    def _load_model(self, model: str, device: str, dtype: str) -> None:
         """Load (or keep) a model ahead of the first job; failures are reported, not raised."""
-        self.warm_up()
-        try:
-            self._ensure_model(model, device, dtype)
-        except Exception as exc:  # noqa: BLE001
-            self.failed.emit(self._describe(exc))
-
-    @Slot(object)
-    def run_job(self, job: Job) -> None:
-        if job.job_id <= self._cancel_upto:
-            self.finished.emit(job.job_id, "cancelled")
+        if not self._warm_up() or self.engine.is_loaded(model, device, dtype):
             return
-        self.started.emit(job.job_id)
-        outcome = "done"
+        self._notice(f"Loading model {model_label(model)}…")
         try:
-            self.warm_up()
-            self._generate(job)
-        except Exception as exc:  # noqa: BLE001 - every error becomes one sentence
-            if type(exc).__name__ == "GenerationCancelled":
-                outcome = "cancelled"
-                self.status.emit("Cancelled.")
-            else:
-                outcome = "failed"
-                self.failed.emit(self._describe(exc, job.params))
-        finally:
-            self.finished.emit(job.job_id, outcome)
+            info = self.engine.load(model, device, dtype)
+        except Exception as exc:  # noqa: BLE001
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, describe(exc)))
+            return
+        self.engineEvent.emit(EngineEvent(EventKind.LOADED, 0, info))
+        self._notice(f"Model {model_label(model)} loaded in {info.seconds:.1f} s.")
+
+    def _run_job(self, job: Job) -> None:
+        if job.job_id <= self._cancel_upto:
+            self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
+            return
+        if not self._warm_up():
+            self.engineEvent.emit(EngineEvent(EventKind.FAILED, job.job_id, self._start_error))
+            return
+        self._last_preview = 0.0
+        self.engine.run_job(job.job_id, job.request, self._forward(job.job_id),
+                            should_cancel=lambda: job.job_id <= self._cancel_upto)
 
     # --- internals -------------------------------------------------------------------------
-    def _ensure_model(self, model: str, device: str, dtype: str) -> Any:
-        key = (model, device, dtype)
-        if self._engine is not None and self._engine_key == key:
-            return self._engine
-        from sdstudio.core.models import load_model
-        from sdstudio.core.pipeline import StableDiffusion
+    def _notice(self, text: str) -> None:
+        self.engineEvent.emit(EngineEvent(EventKind.NOTICE, 0, text))
 
-        self.status.emit(f"Loading model {_model_label(model)}…")
-        self._engine = self._engine_key = None
-        _free_memory()
-        t0 = time.monotonic()
-        loaded = load_model(model, device=device, dtype=dtype)
-        self._engine, self._engine_key = StableDiffusion(loaded), key
-        seconds = time.monotonic() - t0
-        info = {"model": model, "name": str(getattr(loaded, "name", _model_label(model))),
-                "native_size": int(getattr(loaded, "native_size", 0) or 0),
-                "guidance": float(getattr(loaded, "guidance", DEFAULT_GUIDANCE)),
-                "device": str(getattr(loaded, "device", device)),
-                "dtype": str(getattr(loaded, "dtype", dtype)).replace("torch.", ""),
-                "seconds": seconds}
-        self.modelLoaded.emit(info)
-        self.status.emit(f"Model {_model_label(model)} loaded in {seconds:.1f} s.")
-        return self._engine
+    def _forward(self, job_id: int) -> Callable[[EngineEvent], None]:
+        """The engine's events, their payloads made ready to paint, onto the signal."""
 
-    def _generate(self, job: Job) -> None:
-        from sdstudio.core.request import GenerationRequest
+        def forward(ev: EngineEvent) -> None:
+            if ev.kind is EventKind.STARTED:
+                r = ev.payload
+                self.engineEvent.emit(ev)
+                self._notice(f"Generating {r.width}×{r.height}, {r.steps} steps…")
+                return
+            if ev.kind is EventKind.PROGRESS:
+                projection = getattr(self.engine.model, "latent_rgb", None)
+                preview = self.make_preview(ev.payload, projection)
+                if preview is None:
+                    return
+                ev = EngineEvent(ev.kind, ev.job_id, preview)
+            elif ev.kind is EventKind.IMAGE:
+                image: ImageEvent = ev.payload
+                ev = EngineEvent(ev.kind, ev.job_id, FinishedImage(
+                    index=image.index, seed=image.seed, image=pil_to_qimage(image.image),
+                    event=image, notices=list(image.notices)))
+            self.engineEvent.emit(ev)
 
-        request = GenerationRequest.from_dict(job.params).validate()
-        engine = self._ensure_model(request.model, request.device, request.dtype)
-        self.status.emit(f"Generating {request.width}×{request.height}, {request.steps} steps…")
-        self._last_preview = 0.0
-        result = engine.generate(
-            request,
-            on_step=self._step_callback(job.job_id, getattr(engine.model, "latent_rgb", None)),
-            should_cancel=lambda: job.job_id <= self._cancel_upto,
-        )
-        for ev in result.images:
-            self.image.emit(FinishedImage(
-                job_id=job.job_id, index=ev.index, seed=ev.seed, image=pil_to_qimage(ev.image),
-                request=ev.request, event=ev, notices=list(ev.notices),
-            ))
-        if result.notices:
-            self.status.emit(" ".join(result.notices))
+        return forward
 
-    def _step_callback(self, job_id: int, projection: Any = None) -> Callable[[Any], None]:
+    def make_preview(self, ev: StepEvent, projection: Any = None) -> StepPreview | None:
+        """A step's preview, or None when one was sent too recently (the last step always is)."""
         from sdstudio.core.latents import channel_images, preview_rgb
 
-        def on_step(ev: Any) -> None:
-            now = time.monotonic()
-            if ev.step < ev.total and now - self._last_preview < self._preview_interval:
-                return
-            self._last_preview = now
-            latents = ev.latents[:1]
-            channels = tuple(
-                ChannelImage(pil_to_qimage(img), float(lo), float(hi))
-                for img, lo, hi in channel_images(latents)
-            )
-            self.step.emit(StepPreview(
-                job_id=job_id, step=ev.step, total=ev.total, elapsed=ev.elapsed,
-                preview=pil_to_qimage(preview_rgb(latents, projection)), channels=channels,
-            ))
-
-        return on_step
-
-    def _describe(self, exc: BaseException, params: dict[str, Any] | None = None) -> str:
-        from sdstudio.core.errors import UserError
-
-        if isinstance(exc, UserError):
-            return _one_sentence(exc)
-        if _is_oom(exc):
-            self._engine = self._engine_key = None
-            _free_memory()
-            size = f" at {params['width']}×{params['height']}" if params else ""
-            return (f"Out of memory{size}; the model was unloaded to free memory — try a smaller "
-                    "size or batch, or fp16 / attention slicing, then generate again.")
-        log.error("unexpected error in the worker", exc_info=exc)
-        return f"Something went wrong: {type(exc).__name__}: {_one_sentence(exc)}"
-
-
-def _model_label(model: str) -> str:
-    if model == "demo":
-        return "demo"
-    from pathlib import Path
-
-    return Path(model).name or model
+        now = time.monotonic()
+        if ev.step < ev.total and now - self._last_preview < self._preview_interval:
+            return None
+        self._last_preview = now
+        latents = ev.latents[:1]
+        channels = tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
+                         for img, lo, hi in channel_images(latents))
+        return StepPreview(step=ev.step, total=ev.total, elapsed=ev.elapsed,
+                           preview=pil_to_qimage(preview_rgb(latents, projection)),
+                           channels=channels)

@@ -1,0 +1,321 @@
+"""The engine: the one place that knows how a request becomes finished images.
+
+It holds the loaded model (one at a time), applies the model's own defaults (native size,
+recommended CFG scale) to what the user left open, refuses a job the device cannot hold before
+any work starts, runs the pipeline, and attaches to every image the reproducibility record built
+once from the loaded model. The Qt worker, the CLI and the self-test are thin wrappers around
+it, and so is any future cluster worker: `run_job` is the whole job protocol, as `EngineEvent`s.
+
+torch and diffusers are imported on first use, so creating an Engine is free.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sdstudio.core.defaults import DEMO_MODEL
+from sdstudio.core.errors import (
+    GenerationCancelled,
+    UserError,
+    describe,
+    is_out_of_memory,
+    is_user_caused,
+)
+from sdstudio.core.events import (
+    EngineEvent,
+    EventKind,
+    GenerationResult,
+    ImageEvent,
+    StepEvent,
+)
+from sdstudio.core.request import GenerationRequest
+
+if TYPE_CHECKING:
+    from sdstudio.core.models import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# Fields a model may decide when the user did not: its native size and its recommended CFG.
+MODEL_DEFAULT_FIELDS = frozenset({"width", "height", "guidance"})
+# Working memory is refused above this share of what the device has free: the estimate is rough.
+MEMORY_HEADROOM = 0.9
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a front end shows about the loaded model (plain data: it crosses threads)."""
+
+    model: str  # the id it was asked for: "demo", a path, a hub id
+    name: str
+    native_size: int
+    guidance: float  # the CFG scale the model recommends
+    device: str
+    dtype: str
+    seconds: float  # how long loading took
+
+
+def model_label(model: str) -> str:
+    """A short name for a model id: the folder's or file's name."""
+    return model if model == DEMO_MODEL else (Path(model).name or model)
+
+
+class Engine:
+    """Model cache + generate. Not thread-safe: one thread uses it (the worker's, the CLI's)."""
+
+    def __init__(self, loader: Callable[[str, str, str], LoadedModel] | None = None) -> None:
+        self._loader = loader
+        self._loaded: LoadedModel | None = None
+        self._pipeline: Any = None
+        self._key: tuple[str, str, str] | None = None
+        self._info: ModelInfo | None = None
+        self._record: dict[str, Any] = {}
+
+    # --- the model --------------------------------------------------------------------------
+    @property
+    def model(self) -> LoadedModel | None:
+        return self._loaded
+
+    @property
+    def info(self) -> ModelInfo | None:
+        return self._info
+
+    def is_loaded(self, model: str, device: str = "auto", dtype: str = "auto") -> bool:
+        return self._loaded is not None and self._key == (model, device, dtype)
+
+    def load(self, model: str, device: str = "auto", dtype: str = "auto") -> ModelInfo:
+        """Load `model` (or keep it, when it is the one loaded); the old one is freed first."""
+        if self.is_loaded(model, device, dtype):
+            assert self._info is not None
+            return self._info
+        from sdstudio.core.pipeline import StableDiffusion
+
+        self.unload()
+        t0 = time.monotonic()
+        if self._loader is not None:
+            loaded = self._loader(model, device, dtype)
+        else:
+            from sdstudio.core.models import load_model
+
+            loaded = load_model(model, device, dtype)
+        self._pipeline = StableDiffusion(loaded)
+        self._loaded, self._key = loaded, (model, device, dtype)
+        self._record = _record(loaded)
+        self._info = ModelInfo(
+            model=model, name=str(loaded.name), native_size=int(loaded.native_size),
+            guidance=float(loaded.guidance), device=str(loaded.device),
+            dtype=_dtype_name(loaded.dtype), seconds=time.monotonic() - t0,
+        )
+        return self._info
+
+    def unload(self) -> None:
+        """Drop the model and give its memory back (after an out-of-memory error, say)."""
+        self._loaded = self._pipeline = self._key = self._info = None
+        self._record = {}
+        free_memory()
+
+    def record(self) -> dict[str, Any]:
+        """The reproducibility record of the loaded model, as every image's PNG stores it."""
+        return dict(self._record)
+
+    # --- requests ---------------------------------------------------------------------------
+    def with_model_defaults(self, request: GenerationRequest,
+                            chosen: Collection[str] = MODEL_DEFAULT_FIELDS) -> GenerationRequest:
+        """The request with the loaded model's native size and recommended CFG scale in every
+        field of MODEL_DEFAULT_FIELDS the user did not choose (`chosen` names those they did)."""
+        info = self._require_info()
+        return replace(
+            request,
+            width=request.width if "width" in chosen else info.native_size,
+            height=request.height if "height" in chosen else info.native_size,
+            guidance=request.guidance if "guidance" in chosen else info.guidance,
+        )
+
+    def check_fits(self, request: GenerationRequest) -> None:
+        """Refuse, in one sentence, a job whose working memory the device cannot hold."""
+        loaded = self._require_loaded()
+        steps_max = int(loaded.scheduler_config.get("num_train_timesteps") or 1000)
+        if request.steps > steps_max:
+            raise UserError(f"Steps must be at most {steps_max} for this model (its schedule "
+                            f"has {steps_max} timesteps), got {request.steps}.")
+        need = estimate_working_memory(loaded, request)
+        free = free_device_memory(loaded.device)
+        if free is not None and need > free * MEMORY_HEADROOM:
+            raise UserError(
+                f"{request.width}×{request.height} with a batch of {request.batch_size} needs "
+                f"about {_gb(need)} of working memory and the {loaded.device.type} has "
+                f"{_gb(free)} free: lower the size or the batch.")
+
+    # --- generating -------------------------------------------------------------------------
+    def generate(
+        self,
+        request: GenerationRequest,
+        on_step: Callable[[StepEvent], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+        on_image: Callable[[ImageEvent], None] | None = None,
+    ) -> GenerationResult:
+        """Load the request's model if needed, check it fits, and run it. Every image carries the
+        model's record. Out of memory unloads the model (so the next job starts clean)."""
+        request = request.validate()
+        self.load(request.model, request.device, request.dtype)
+        self.check_fits(request)
+        record = self.record()
+
+        def stamp(event: ImageEvent) -> None:
+            event.record = dict(record)
+            if on_image is not None:
+                on_image(event)
+
+        try:
+            result: GenerationResult = self._pipeline.generate(
+                request, on_step=on_step, should_cancel=should_cancel, on_image=stamp)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                self.unload()
+            raise
+        for event in result.images:  # a pipeline that skipped on_image: stamp them here
+            if not event.record:  # (never rewrite one: a front end may be reading it already)
+                event.record = dict(record)
+        return result
+
+    def run_job(
+        self,
+        job_id: int,
+        request: GenerationRequest,
+        emit: Callable[[EngineEvent], None],
+        should_cancel: Callable[[], bool] = lambda: False,
+        chosen: Collection[str] = MODEL_DEFAULT_FIELDS,
+    ) -> None:
+        """One job as events: started, progress*, image*, notice*, then exactly one of
+        finished / cancelled / failed. Never raises for what a user can cause."""
+        t0 = time.monotonic()
+        try:
+            if should_cancel():
+                raise GenerationCancelled()
+            request = request.validate()
+            emit(EngineEvent(EventKind.STARTED, job_id, request))
+            if not self.is_loaded(request.model, request.device, request.dtype):
+                emit(EngineEvent(EventKind.NOTICE, job_id,
+                                 f"Loading model {model_label(request.model)}…"))
+                info = self.load(request.model, request.device, request.dtype)
+                emit(EngineEvent(EventKind.LOADED, 0, info))
+            request = self.with_model_defaults(request, chosen)
+            result = self.generate(
+                request,
+                on_step=lambda ev: emit(EngineEvent(EventKind.PROGRESS, job_id, ev)),
+                should_cancel=should_cancel,
+                on_image=lambda ev: emit(EngineEvent(EventKind.IMAGE, job_id, ev)),
+            )
+            for notice in result.notices:
+                emit(EngineEvent(EventKind.NOTICE, job_id, notice))
+        except GenerationCancelled:
+            emit(EngineEvent(EventKind.CANCELLED, job_id))
+        except Exception as exc:  # noqa: BLE001 - every error becomes one sentence
+            if not is_user_caused(exc):
+                log.error("unexpected error in job %s", job_id, exc_info=exc)
+            emit(EngineEvent(EventKind.FAILED, job_id,
+                             describe(exc, request.width, request.height)))
+        else:
+            emit(EngineEvent(EventKind.FINISHED, job_id, time.monotonic() - t0))
+
+    # --- internals --------------------------------------------------------------------------
+    def _require_loaded(self) -> LoadedModel:
+        if self._loaded is None:
+            raise UserError("No model is loaded.")
+        return self._loaded
+
+    def _require_info(self) -> ModelInfo:
+        if self._info is None:
+            raise UserError("No model is loaded.")
+        return self._info
+
+
+# --- the record ------------------------------------------------------------------------------
+def _record(loaded: LoadedModel) -> dict[str, Any]:
+    """Device, dtype, the model's own scheduler config and (for a single file) its hash."""
+    record: dict[str, Any] = {"device": str(loaded.device), "dtype": _dtype_name(loaded.dtype),
+                              "scheduler_config": dict(loaded.scheduler_config)}
+    if loaded.sha256:
+        record["model_sha256"] = loaded.sha256
+    return record
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+# --- memory ----------------------------------------------------------------------------------
+# Live activations, in multiples of (latent pixels x first UNet width): the skip connections of
+# every level plus a transformer block's feed-forward (GEGLU, 8x) at the widest level. The UNet's
+# attention is not counted: torch's scaled_dot_product_attention does not materialise it.
+UNET_LIVE_FACTOR = 32
+# The VAE decodes one image at a time; at full resolution it holds about six tensors (conv in
+# and out, group norm, SiLU, the residual) of the widest channel count that reaches it, and its
+# one-head mid-block attention over the latent pixels is counted as materialised. Measured on the
+# demo model (CPU, fp32, 2 steps): 512x512 batch 1 peaks 313-339 MiB above the loaded model
+# (estimate 480 MiB), 256x256 batch 4 145-149 MiB (estimate 132 MiB, plus a fixed ~70 MiB).
+VAE_LIVE_FACTOR = 6
+
+
+def estimate_working_memory(loaded: LoadedModel, request: GenerationRequest) -> int:
+    """Bytes of activations a job needs beyond the weights (a rough upper estimate)."""
+    f = loaded.vae_scale_factor
+    latent_pixels = (request.height // f) * (request.width // f)
+    passes = 2 if request.guidance > 1 else 1  # classifier-free guidance doubles the batch
+    unet_width = int(loaded.unet.config.block_out_channels[0])
+    unet = (request.batch_size * passes * latent_pixels * unet_width * UNET_LIVE_FACTOR
+            * _itemsize(loaded.unet.dtype))
+    vae_channels = loaded.vae.config.block_out_channels
+    widest_full_res = int(vae_channels[1] if len(vae_channels) > 1 else vae_channels[0])
+    vae_bytes = _itemsize(loaded.vae.dtype)
+    vae = (request.height * request.width * widest_full_res * VAE_LIVE_FACTOR * vae_bytes
+           + latent_pixels * latent_pixels * vae_bytes)
+    latents = request.batch_size * latent_pixels * 4 * 4 * 4  # latents, noise, scheduler state
+    return unet + vae + latents
+
+
+def _itemsize(dtype: Any) -> int:
+    return int(getattr(dtype, "itemsize", 4))
+
+
+def free_device_memory(device: Any) -> int | None:
+    """Bytes free on the device (None where it cannot be told)."""
+    kind = getattr(device, "type", str(device))
+    try:
+        if kind == "cuda":
+            import torch
+
+            free, _total = torch.cuda.mem_get_info(device)
+            return int(free + torch.cuda.memory_reserved(device)
+                       - torch.cuda.memory_allocated(device))
+        if kind == "mps":
+            import torch
+
+            return int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory())
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - an unknown device is not a reason to refuse
+        log.debug("free memory unknown on %s", kind, exc_info=True)
+        return None
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import sys
+
+        torch: Any = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # noqa: BLE001 - freeing memory is best effort
+        log.exception("could not free GPU memory")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2**30:.1f} GB" if n < 2**40 else f"{n / 2**40:.1f} TB"
