@@ -8,6 +8,7 @@ folder and making thumbnails run on pool threads; the UI thread only reads the i
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,7 +330,7 @@ class GalleryPanel(QWidget):
                             ("copy_prompt", "Copy prompt"), ("copy_seed", "Copy seed"),
                             ("favourite", "Unfavourite" if img.favourite else "Favourite"),
                             ("folder", "Open containing folder"), ("delete", "Delete…")):
-            menu.addAction(label, lambda n=name: self.do_action(n, str(img.path)))
+            menu.addAction(label, functools.partial(self.do_action, name, str(img.path)))
         menu.exec(self.view.viewport().mapToGlobal(pos))
 
     def _delete_selected(self) -> None:
@@ -424,7 +425,8 @@ class GalleryPanel(QWidget):
         init = box.addButton("Use as init image", QMessageBox.ButtonRole.ActionRole)
         box.addButton(QMessageBox.StandardButton.Cancel)
         box.exec()
-        return {reuse: "reuse", init: "img2img"}.get(box.clickedButton(), "cancel")
+        clicked = box.clickedButton()
+        return "reuse" if clicked is reuse else "img2img" if clicked is init else "cancel"
 
     def _confirm_dialog(self, question: str) -> bool:
         answer = QMessageBox.question(self.window(), "Delete image", question)

@@ -451,8 +451,12 @@ class Gallery:
         return self._image(row) if row else None
 
     def _image(self, r: tuple[Any, ...]) -> GalleryImage:
-        file = self._root + r[1] if os.sep == "/" else os.path.join(self._root, r[1])
-        return GalleryImage(r[0], file, *r[2:12], bool(r[12]), r[13], r[14])
+        # One name per column of _COLUMNS, so a reordered column list fails here, not silently.
+        (id_, rel, prompt, negative, seed, model, sampler, width, height, steps, cfg, created,
+         favourite, file_size, mtime_ns) = r
+        file = self._root + rel if os.sep == "/" else os.path.join(self._root, rel)
+        return GalleryImage(id_, file, prompt, negative, seed, model, sampler, width, height,
+                            steps, cfg, created, bool(favourite), file_size, mtime_ns)
 
     def parameters(self, path: str | os.PathLike[str]) -> Parameters | None:
         """The full parameters, read from the file itself."""

@@ -85,7 +85,8 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
     with im:
         if im.format != "PNG":
             raise MetadataError(f"{name} is a {im.format} image, not a PNG.")
-        info, size = dict(im.info), im.size
+        # Pillow's info also holds a few tuple-keyed entries (e.g. dpi chunks); keep string keys.
+        info, size = {k: v for k, v in im.info.items() if isinstance(k, str)}, im.size
     for key, value in info.items():
         if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
             raise MetadataError(f"{name} holds a {len(value) >> 20} MB text chunk '{key[:40]}', "
