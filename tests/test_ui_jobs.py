@@ -82,7 +82,7 @@ def test_images_are_saved_with_the_engine_s_record(qtbot):
     w = _window(qtbot, FakeWorker())
     with qtbot.waitSignal(w.gallery_panel.imageSaved, timeout=10_000) as saved:
         w.generate()
-    from sdstudio.core.metadata import read_png
+    from sdstudio.core.png.io import read_png
 
     record = read_png(saved.args[0]).record
     assert {k: record[k] for k in FAKE_RECORD} == FAKE_RECORD

@@ -257,7 +257,7 @@ def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_
     """One engine: the same image gets the same pixels and the same record from both."""
     import numpy as np
     from PIL import Image
-    from sdstudio.core.metadata import read_png
+    from sdstudio.core.png.io import read_png
 
     from sdstudio.cli import main
 
