@@ -46,6 +46,7 @@ class StepPreview:
     elapsed: float
     preview: QImage  # cheap latent -> RGB projection of the first image of the batch
     channels: tuple[ChannelImage, ...]
+    denoised: QImage | None = None  # the same projection of the model's x0 estimate
 
 
 @dataclass(frozen=True)
@@ -215,9 +216,11 @@ class GenerationWorker(QObject):
                 ChannelImage(pil_to_qimage(img), float(lo), float(hi))
                 for img, lo, hi in channel_images(latents)
             )
+            x0 = getattr(ev, "denoised", None)
             self.step.emit(StepPreview(
                 job_id=job_id, step=ev.step, total=ev.total, elapsed=ev.elapsed,
                 preview=pil_to_qimage(preview_rgb(latents, projection)), channels=channels,
+                denoised=None if x0 is None else pil_to_qimage(preview_rgb(x0[:1], projection)),
             ))
 
         return on_step

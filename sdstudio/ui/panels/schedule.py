@@ -29,10 +29,14 @@ def _compute(sampler: str, steps: int, model: str) -> Any:
 class SchedulePanel(QWidget):
     scheduleShown = Signal(str, int)  # sampler, steps once drawn
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, wait_for_core: bool = False) -> None:
+        """`wait_for_core`: compute nothing (no torch import) until `core_ready()`, so that the
+        window opens before torch is imported."""
         super().__init__(parent)
         self.schedule: Any = None  # sdstudio.core.schedule.NoiseSchedule
         self._wanted: tuple[str, int, str] | None = None
+        self._asked: tuple[str, int, str] | None = None
+        self._core_ready = not wait_for_core
         self._current: int | None = None
         self.runner = LatestRunner(self)
         self.runner.done.connect(self._on_done)
@@ -56,11 +60,19 @@ class SchedulePanel(QWidget):
 
     def set_schedule(self, sampler: str, steps: int, model: str = "demo") -> None:
         """Draw the schedule `sampler` follows for `steps` steps (computed off the GUI thread)."""
-        if not sampler or steps < 1 or self._wanted == (sampler, steps, model):
+        if not sampler or steps < 1:
             return
         self._wanted = (sampler, steps, model)
+        if not self._core_ready or self._asked == self._wanted:
+            return
+        self._asked = self._wanted
         self.heading.setText(f"{sampler} · {steps} steps: computing…")
         self.runner.submit(lambda: _compute(sampler, steps, model))
+
+    def core_ready(self) -> None:
+        self._core_ready = True
+        if self._wanted is not None:
+            self.set_schedule(*self._wanted)
 
     def set_current_step(self, step: int | None) -> None:
         """Highlight model call `step` (1-based, as the progress bar counts); None: none."""
