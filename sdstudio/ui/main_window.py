@@ -32,8 +32,7 @@ from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue
-from sdstudio.ui.panels.schedule import SchedulePanel
-from sdstudio.ui.panels.vae_lab import VaeLabPanel
+from sdstudio.ui.panels.docks import add_teaching_docks
 from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_panel import PromptPanel
@@ -74,7 +73,7 @@ class MainWindow(QMainWindow):
         self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._build_docks()
         self._install_gallery()
-        self._add_teaching_docks()
+        add_teaching_docks(self)  # VAE lab, noise schedule, step through
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
@@ -130,39 +129,6 @@ class MainWindow(QMainWindow):
         self.gallery_panel.sendToImg2Img.connect(self.set_init_image)
         self.gallery_panel.errorOccurred.connect(self.show_error)
 
-    def _add_teaching_docks(self) -> None:
-        """The course in the window: the VAE lab beside the preview, the noise schedule beside
-        the latent channels; both follow the chosen model, sampler, steps and current step."""
-        right, p = Qt.DockWidgetArea.RightDockWidgetArea, self.params_panel
-        self.vae_lab = VaeLabPanel()
-        self.schedule_panel = SchedulePanel(wait_for_core=True)
-        lab_scroll = QScrollArea()  # the lab's minimum size must not grow the window
-        lab_scroll.setWidgetResizable(True)
-        lab_scroll.setWidget(self.vae_lab)
-        self.vae_lab_dock = self._dock("VAE lab", "vae_lab_dock", lab_scroll, right)
-        self.schedule_dock = self._dock("Noise schedule", "schedule_dock", self.schedule_panel,
-                                        right)
-        self.tabifyDockWidget(self.preview_dock, self.vae_lab_dock)
-        self.tabifyDockWidget(self.channels_dock, self.schedule_dock)
-        self.preview_dock.raise_()
-        self.channels_dock.raise_()
-
-        def follow_params(*_args: Any) -> None:
-            self.schedule_panel.set_schedule(p.scheduler.currentText(), p.steps.value(),
-                                             p.model.current_model())
-
-        p.scheduler.currentTextChanged.connect(follow_params)
-        p.steps.valueChanged.connect(follow_params)
-        p.modelChosen.connect(follow_params)
-        p.modelChosen.connect(self.vae_lab.set_model)
-        self.vae_lab.set_model(p.model.current_model())
-        self.vae_lab.errorOccurred.connect(lambda m: self.show_error(m, dialog=False))
-        self.stepShown.connect(self.schedule_panel.set_current_step)
-        self.jobs.coreReady.connect(lambda _names: self.schedule_panel.core_ready())
-        self.preview_panel.stepScrubbed.connect(
-            lambda step: self.schedule_panel.set_current_step(step or None))
-        self.preview_panel.stepScrubbed.connect(self.channels_panel.show_recorded)
-
     def _build_actions(self) -> None:
         self.generate_action = QAction("&Generate", self)
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
@@ -184,7 +150,8 @@ class MainWindow(QMainWindow):
         gen_menu.addAction(self.cancel_action)
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.prompt_dock, self.params_dock, self.preview_dock,
-                     self.channels_dock, self.gallery_dock, self.vae_lab_dock, self.schedule_dock):
+                     self.channels_dock, self.gallery_dock, self.vae_lab_dock, self.schedule_dock,
+                     self.step_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:

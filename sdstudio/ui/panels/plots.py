@@ -158,6 +158,8 @@ class CurvePlot(QWidget):
                 p.setPen(QPen(QColor(150, 150, 150, 90), 1, Qt.PenStyle.DotLine))
                 p.drawLine(QPointF(r.left(), py), QPointF(r.right(), py))
                 p.setPen(QPen(AXIS))
+                if min(abs(py - r.top()), abs(py - r.bottom())) < fm.height():
+                    continue  # would overlap the range's own labels
                 label = f"{10.0**k:g}"
                 p.drawText(int(r.left() - fm.horizontalAdvance(label) - 4),
                            int(py + fm.ascent() / 2), label)

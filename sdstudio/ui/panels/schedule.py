@@ -44,11 +44,14 @@ class SchedulePanel(QWidget):
         self.heading = QLabel("Choose a sampler and a step count.")
         self.heading.setObjectName("schedule_heading")
         self.heading.setWordWrap(True)
-        self.step_plot = CurvePlot("σ at each step (log scale): the noise left in the latent",
+        self.step_plot = CurvePlot("σ per step (log scale)",
                                    log_y=True)
         self.step_plot.setObjectName("sigma_plot")
-        self.train_plot = CurvePlot("Training schedule over t = 0…T−1; ticks: the sampled t")
+        self.step_plot.setToolTip("σ_t: the noise level at each step, x_t = x₀ + σ_t·ε")
+        self.train_plot = CurvePlot("Training schedule; ticks: sampled t")
         self.train_plot.setObjectName("train_plot")
+        self.train_plot.setToolTip("ᾱ_t = ∏(1−β_s): the signal left after t noising steps; "
+                                   "SNR = ᾱ_t/(1−ᾱ_t), scaled to its range")
         self.numbers = QLabel("")
         self.numbers.setObjectName("schedule_numbers")
         self.numbers.setWordWrap(True)
@@ -96,9 +99,9 @@ class SchedulePanel(QWidget):
         log_snr = np.log10(s.alpha_bars / (1 - s.alpha_bars))
         lo, hi = float(log_snr.min()), float(log_snr.max())
         self.train_plot.set_series(
-            [Series(t, list(s.alpha_bars), ALPHA_BAR, "ᾱ_t (0…1)"),
-             Series(t, list(s.betas / beta_max), BETA, f"β_t (0…{beta_max:.4f})"),
-             Series(t, list((log_snr - lo) / (hi - lo)), SNR, f"log₁₀ SNR ({lo:+.1f}…{hi:+.1f})")],
+            [Series(t, list(s.alpha_bars), ALPHA_BAR, "ᾱ_t"),
+             Series(t, list(s.betas / beta_max), BETA, f"β_t ≤ {beta_max:.3g}"),
+             Series(t, list((log_snr - lo) / (hi - lo)), SNR, f"log SNR {lo:+.1f}…{hi:+.1f}")],
             (0, s.train_steps - 1), (0.0, 1.0), x_label="t")
         self.train_plot.set_ticks(list(s.timesteps))
         self._show_current()

@@ -1,8 +1,8 @@
-"""Run panel work off the GUI thread, one task at a time, newest first.
+"""Run panel work off the GUI thread, one task at a time.
 
-Each submitted callable computes everything from the state it was given, so a task that was
-overtaken by a newer one before it started is dropped (dragging a slider queues one decode, not
-fifty). Results come back through queued signals; what crosses threads is plain data and QImage.
+By default each submitted callable computes everything from the state it was given, so a task
+that was overtaken by a newer one before it started is dropped (dragging a slider queues one
+decode, not fifty). Results come back through queued signals; what crosses threads is plain data and QImage.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ class LatestRunner(QObject):
     failed = Signal(int, str)  # ticket, one sentence
     busyChanged = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, skip_overtaken: bool = True) -> None:
+        """`skip_overtaken=False`: run every task in order (each builds on the last)."""
         super().__init__(parent)
+        self.skip_overtaken = skip_overtaken
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
         self._latest = 0
@@ -69,7 +71,7 @@ class _Task(QRunnable):
 
     def run(self) -> None:
         r = self._runner
-        if self._ticket < r._latest:  # overtaken before it started: skip
+        if r.skip_overtaken and self._ticket < r._latest:  # overtaken before it started
             r.done.emit(self._ticket, None)
             return
         try:
