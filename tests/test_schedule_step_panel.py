@@ -44,6 +44,9 @@ def test_step_by_step_then_to_the_end(qtbot, tiny_model_dir):
     # A 2x2 sheet of the 4x4 latent's channels, each 24x upscaled, with 2 px grey gaps.
     assert (noise.width(), noise.height()) == (196, 196)
     assert noise.pixelColor(97, 10).getRgb()[:3] == (60, 60, 60)
+    assert _press(qtbot, panel, panel.decode_button) == 1  # the latent after step 1, decoded
+    assert panel.views["final"].has_image() and panel.next_button.isEnabled()
+    assert panel.numbers.text().count("decoded after 1/3 steps") == 1
     assert _press(qtbot, panel, panel.end_button) == 3
     assert not panel.next_button.isEnabled() and panel.start_button.isEnabled()
     shown = panel.views["final"].image_pixmap().toImage().convertToFormat(

@@ -94,7 +94,8 @@ class StepSession:
         images = dict(last.images) if last else {}
         images["final"] = image
         s = self.stepper
-        text = (last.text + " · " if last else "") + f"decoded after {s.index}/{s.total} steps"
+        before = last.text.split(" · decoded after")[0] + " · " if last else ""
+        text = before + f"decoded after {s.index}/{s.total} steps"
         return StepView(s.index, s.total, images, text)
 
     def _rgb(self, z: Any) -> QImage:
@@ -140,11 +141,14 @@ class StepThroughPanel(QWidget):
         self.next_button = QPushButton("Next step")
         self.next_button.setObjectName("next_step")
         self.end_button = QPushButton("Run to end")
+        self.decode_button = QPushButton("Decode now")
+        self.decode_button.setToolTip("Decode the current latent with the full VAE")
         for button, fn in ((self.start_button, self.start), (self.next_button, self.next_step),
-                           (self.end_button, self.run_to_end)):
+                           (self.end_button, self.run_to_end), (self.decode_button, self.decode)):
             button.clicked.connect(fn)
         self.next_button.setEnabled(False)
         self.end_button.setEnabled(False)
+        self.decode_button.setEnabled(False)
         self.numbers = QLabel("Press Start to prepare a run, then Next step.")
         self.numbers.setObjectName("step_numbers")
         self.numbers.setWordWrap(True)
@@ -162,7 +166,7 @@ class StepThroughPanel(QWidget):
             cell.addWidget(view, 1)
             grid.addLayout(cell, i // 3, i % 3)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.next_button, self.end_button):
+        for b in (self.start_button, self.next_button, self.end_button, self.decode_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
@@ -186,6 +190,10 @@ class StepThroughPanel(QWidget):
                            and session.stepper.index + 1 == session.stepper.total
                            else session.next())
 
+    def decode(self) -> None:
+        session, last = self._session, self.view
+        self.runner.submit(lambda: session.finish(last))
+
     def run_to_end(self) -> None:
         self.runner.submit(self._session.run_to_end)
 
@@ -197,6 +205,7 @@ class StepThroughPanel(QWidget):
         can_step = not busy and self.view is not None and self.view.step < self.view.total
         self.next_button.setEnabled(can_step)
         self.end_button.setEnabled(can_step)
+        self.decode_button.setEnabled(not busy and self.view is not None)
 
     def _on_done(self, _ticket: int, view: StepView | None) -> None:
         if view is None:
