@@ -50,8 +50,6 @@ class SchedulePanel(QWidget):
         self.step_plot.setToolTip("σ_t: the noise level at each step, x_t = x₀ + σ_t·ε")
         self.train_plot = CurvePlot("Training schedule; ticks: sampled t")
         self.train_plot.setObjectName("train_plot")
-        self.train_plot.setToolTip("ᾱ_t = ∏(1−β_s): the signal left after t noising steps; "
-                                   "SNR = ᾱ_t/(1−ᾱ_t), scaled to its range")
         self.numbers = QLabel("")
         self.numbers.setObjectName("schedule_numbers")
         self.numbers.setWordWrap(True)
@@ -98,10 +96,13 @@ class SchedulePanel(QWidget):
         beta_max = float(s.betas.max())
         log_snr = np.log10(s.alpha_bars / (1 - s.alpha_bars))
         lo, hi = float(log_snr.min()), float(log_snr.max())
+        self.train_plot.setToolTip(
+            f"ᾱ_t = ∏(1−β_s): the signal left after t noising steps; β_t up to {beta_max:.4f}; "
+            f"log₁₀ SNR = log₁₀(ᾱ_t/(1−ᾱ_t)) from {lo:+.2f} to {hi:+.2f}, scaled to 0…1")
         self.train_plot.set_series(
             [Series(t, list(s.alpha_bars), ALPHA_BAR, "ᾱ_t"),
              Series(t, list(s.betas / beta_max), BETA, f"β_t ≤ {beta_max:.3g}"),
-             Series(t, list((log_snr - lo) / (hi - lo)), SNR, f"log SNR {lo:+.1f}…{hi:+.1f}")],
+             Series(t, list((log_snr - lo) / (hi - lo)), SNR, "log SNR")],
             (0, s.train_steps - 1), (0.0, 1.0), x_label="t")
         self.train_plot.set_ticks(list(s.timesteps))
         self._show_current()

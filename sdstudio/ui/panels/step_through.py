@@ -20,10 +20,10 @@ from sdstudio.ui.imaging import ImageView, pil_to_qimage
 from sdstudio.ui.panels.tasks import LatestRunner
 
 VIEWS = (
-    ("latent", "x_t: the latent going in"),
-    ("denoised", "x₀: the model's clean estimate"),
-    ("noise", "predicted noise (4 channels)"),
-    ("difference", "guidance: cond − uncond (4 channels)"),
+    ("latent", "x_t, the latent going in"),
+    ("denoised", "x₀, the model's clean estimate"),
+    ("noise", "predicted noise, 4 channels"),
+    ("difference", "guidance: cond − uncond"),
 )
 
 
@@ -154,7 +154,7 @@ class StepThroughPanel(QWidget):
         self.numbers.setWordWrap(True)
         self.views: dict[str, ImageView] = {}
         grid = QGridLayout()
-        for i, (key, title) in enumerate((*VIEWS, ("final", "decoded image"))):
+        for i, (key, title) in enumerate((*VIEWS, ("final", "decoded: the current latent"))):
             view = ImageView("", smooth=False)
             view.setObjectName(f"step_{key}")
             view.setMinimumSize(96, 96)
@@ -162,9 +162,10 @@ class StepThroughPanel(QWidget):
             cell = QVBoxLayout()
             label = QLabel(title)
             label.setAlignment(Qt.AlignmentFlag.AlignHCenter)
+            label.setWordWrap(True)
             cell.addWidget(label)
             cell.addWidget(view, 1)
-            grid.addLayout(cell, i // 3, i % 3)
+            grid.addLayout(cell, i // 2, i % 2)
         buttons = QHBoxLayout()
         for b in (self.start_button, self.next_button, self.end_button, self.decode_button):
             buttons.addWidget(b)

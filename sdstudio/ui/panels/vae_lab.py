@@ -131,7 +131,7 @@ class _ChannelCell(QWidget):
         self.diverging.setObjectName(f"lab_div{index}")
         self.diverging.setToolTip("Diverging: blue below zero, white at zero, red above")
         for view in (self.grey, self.diverging):
-            view.setMinimumSize(96, 96)
+            view.setMinimumSize(64, 64)
         self.histogram = Histogram()
         self.histogram.setObjectName(f"lab_hist{index}")
         self.label = QLabel(f"Channel {index}")
@@ -169,7 +169,9 @@ class VaeLabPanel(QWidget):
         self.open_button.clicked.connect(self._browse)
         self.encode_mode = QComboBox()
         self.encode_mode.setObjectName("encode_mode")
-        self.encode_mode.addItems(["mean of the latent distribution", "sample of it"])
+        self.encode_mode.addItems(["mean", "sample"])
+        self.encode_mode.setToolTip("Encode to the mean of the latent distribution, or to a "
+                                    "sample of it (mean + std · noise)")
         self.encode_mode.currentIndexChanged.connect(lambda _i: self._update(
             sample=self.encode_mode.currentIndex() == 1))
         self.seed = QSpinBox()
@@ -196,7 +198,7 @@ class VaeLabPanel(QWidget):
         for col, (view, title) in enumerate(((self.original, "Original"),
                                              (self.reconstruction, "Decoded"),
                                              (self.difference, "|difference| × 4"))):
-            view.setMinimumSize(128, 128)
+            view.setMinimumSize(80, 80)
             images.addWidget(QLabel(title), 0, col, Qt.AlignmentFlag.AlignHCenter)
             images.addWidget(view, 1, col)
         self.metrics = QLabel("")
@@ -260,29 +262,33 @@ class VaeLabPanel(QWidget):
         edit.addWidget(self.edit_op)
         edit.addWidget(self.edit_other)
         edit.addWidget(self.edit_value)
-        edit.addWidget(self.apply_button)
-        edit.addWidget(self.reset_button)
         edit.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.apply_button)
+        buttons.addWidget(self.reset_button)
+        buttons.addWidget(self.edits_label, 1)
         self._op_changed()
 
-        info = QVBoxLayout()
+        shapes = QVBoxLayout()
         self.shapes_title = QLabel("Shapes at each stage")
-        info.addWidget(self.shapes_title)
-        info.addWidget(self.shapes)
-        info.addWidget(self.metrics)
+        shapes.addWidget(self.shapes_title)
+        shapes.addWidget(self.shapes)
+        info = QHBoxLayout()
+        info.addLayout(shapes)
         info.addStretch(1)
-        images.addLayout(info, 0, 3, 2, 1)
+        info.addWidget(self.metrics)
         images.setRowStretch(1, 1)
         for col in range(3):
             images.setColumnStretch(col, 1)
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addLayout(images, 3)
+        layout.addLayout(info)
         layout.addWidget(self.notes)
         layout.addLayout(channels, 4)
         layout.addLayout(noise)
         layout.addLayout(edit)
-        layout.addWidget(self.edits_label)
+        layout.addLayout(buttons)
 
     # --- public API -----------------------------------------------------------------------------
     def set_model(self, model: str) -> None:
@@ -341,7 +347,7 @@ class VaeLabPanel(QWidget):
                 cell.grey.set_image(view.grey[i])
                 cell.diverging.set_image(view.diverging[i])
                 cell.histogram.set_data(st.counts, st.low, st.high)
-                cell.label.setText(f"Channel {i}: {st.low:+.2f} … {st.high:+.2f} · "
+                cell.label.setText(f"Channel {i}: {st.low:+.2f} … {st.high:+.2f}\n"
                                    f"mean {st.mean:+.2f} · std {st.std:.2f}")
         psnr = "∞" if view.psnr == float("inf") else f"{view.psnr:.2f}"
         self.metrics.setText(f"PSNR {psnr} dB\nSSIM {view.ssim:.4f}")
