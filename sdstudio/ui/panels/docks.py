@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import QScrollArea, QWidget
 
 from sdstudio.ui.panels.schedule import SchedulePanel
@@ -52,6 +52,24 @@ def add_teaching_docks(w: MainWindow) -> None:
     w.step_through.stepShown.connect(highlight)
     for panel in (w.vae_lab, w.step_through):
         panel.errorOccurred.connect(lambda m: w.show_error(m, dialog=False))
+    w._teaching_close_filter = _FinishOnClose(w, [w.vae_lab.runner, w.schedule_panel.runner,
+                                                  w.step_through.runner])
+    w.installEventFilter(w._teaching_close_filter)
+
+
+class _FinishOnClose(QObject):
+    """When the window closes, let the panels' running task end (none is started after), so no
+    worker thread outlives the widgets it reports to."""
+
+    def __init__(self, parent: QObject, runners: list) -> None:
+        super().__init__(parent)
+        self._runners = runners
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() == QEvent.Type.Close:
+            for runner in self._runners:
+                runner.wait()
+        return False
 
 
 def _scrolled(widget: QWidget) -> QScrollArea:
