@@ -257,9 +257,9 @@ def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_
     """One engine: the same image gets the same pixels and the same record from both."""
     import numpy as np
     from PIL import Image
-    from sdstudio.core.png.io import read_png
 
     from sdstudio.cli import main
+    from sdstudio.core.png.io import read_png
 
     _use_tiny(window, tiny_model_dir, steps=2)
     window.params_panel.set_params({"guidance": 5.0, "seed": 11})

@@ -27,6 +27,7 @@ class StepEvent:
     timestep: float
     latents: torch.Tensor
     elapsed: float  # seconds since the loop started
+    denoised: torch.Tensor | None = None  # the model's estimate of the clean latents (x0) now
 
 
 @dataclass

@@ -25,6 +25,7 @@ from sdstudio.core.errors import GenerationCancelled, UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
 from sdstudio.core.models import LoadedModel
 from sdstudio.core.request import GenerationRequest
+from sdstudio.core.schedule import denoised_estimate
 from sdstudio.core.schedulers import make_scheduler
 
 
@@ -102,14 +103,17 @@ class StableDiffusion:
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
-            latents = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)[0]
+            sample = latents
+            step_out = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)
+            latents = step_out[0]
             if image_latents is not None:  # 4-channel inpainting: keep the unmasked part
                 latents = self.blend_known(
                     scheduler, timesteps, i, latents, image_latents, noise, mask, do_cfg
                 )
             if on_step is not None:
                 elapsed = time.perf_counter() - start
-                on_step(StepEvent(i + 1, len(timesteps), float(t), latents, elapsed))
+                x0 = denoised_estimate(scheduler, step_out, t, sample, noise_pred)
+                on_step(StepEvent(i + 1, len(timesteps), float(t), latents, elapsed, x0))
 
         # 6. Decode with the VAE, one image at a time.
         events = []

@@ -16,6 +16,7 @@ class ChannelsPanel(QWidget):
         super().__init__(parent)
         self.views: list[ImageView] = []
         self.labels: list[QLabel] = []
+        self._recorded: dict[int, tuple[ChannelImage, ...]] = {}  # step -> channels, last run
         grid = QGridLayout(self)
         grid.setContentsMargins(4, 4, 4, 4)
         for i in range(self.COUNT):
@@ -38,6 +39,18 @@ class ChannelsPanel(QWidget):
                 ch = channels[i]
                 view.set_image(ch.image)
                 label.setText(f"Channel {i}\n{ch.low:+.2f} … {ch.high:+.2f}")
+
+    def record_step(self, step: int, channels: tuple[ChannelImage, ...]) -> None:
+        """Show a run's step and keep it for the step scrubber (a lower step: a new run)."""
+        if self._recorded and step <= max(self._recorded):
+            self._recorded.clear()
+        self._recorded[step] = channels
+        self.show_channels(channels)
+
+    def show_recorded(self, step: int) -> None:
+        """Show a recorded step again (0: the last one), as the step scrubber moves."""
+        if self._recorded:
+            self.show_channels(self._recorded.get(step) or self._recorded[max(self._recorded)])
 
     def shown_count(self) -> int:
         return sum(view.has_image() for view in self.views)

@@ -40,6 +40,7 @@ from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue
+from sdstudio.ui.panels.docks import add_teaching_docks
 from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_panel import PromptPanel
@@ -49,6 +50,10 @@ from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
+    from sdstudio.ui.panels.docks import FinishOnClose
+    from sdstudio.ui.panels.schedule import SchedulePanel
+    from sdstudio.ui.panels.step_through import StepThroughPanel
+    from sdstudio.ui.panels.vae_lab import VaeLabPanel
 
 
 class MainWindow(QMainWindow):
@@ -57,6 +62,16 @@ class MainWindow(QMainWindow):
     jobFinished = Signal(int, object)  # job id, EventKind FINISHED | CANCELLED | FAILED
     errorShown = Signal(str)
     modelReady = Signal(object)  # the worker loaded a model: its ModelInfo
+    coreReady = Signal(list)  # the engine imported: the sampler names
+
+    # The course's docks, made by ui/panels/docks.add_teaching_docks.
+    vae_lab: VaeLabPanel
+    schedule_panel: SchedulePanel
+    step_through: StepThroughPanel
+    vae_lab_dock: QDockWidget
+    schedule_dock: QDockWidget
+    step_dock: QDockWidget
+    _teaching_close_filter: FinishOnClose
 
     def __init__(self, settings: Settings | None = None,
                  worker: GenerationWorker | None = None) -> None:
@@ -81,6 +96,7 @@ class MainWindow(QMainWindow):
         self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._build_docks()
         self._install_gallery()
+        add_teaching_docks(self)  # VAE lab, noise schedule, step through
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
@@ -156,7 +172,8 @@ class MainWindow(QMainWindow):
         gen_menu.addAction(self.cancel_action)
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.prompt_dock, self.params_dock, self.preview_dock,
-                     self.channels_dock, self.gallery_dock):
+                     self.channels_dock, self.gallery_dock, self.vae_lab_dock, self.schedule_dock,
+                     self.step_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:
@@ -256,6 +273,7 @@ class MainWindow(QMainWindow):
 
     def _on_core_ready(self, names: list[str]) -> None:
         self.params_panel.set_scheduler_names(names)
+        self.coreReady.emit(names)
         self._quiet_failures = True  # a missing default model is not worth a dialog at start
         self._preload(self.params_panel.model.current_model())
 
@@ -301,7 +319,7 @@ class MainWindow(QMainWindow):
         if job_id != self._last_started:
             return
         self.preview_panel.show_step(sp)
-        self.channels_panel.show_channels(sp.channels)
+        self.channels_panel.record_step(sp.step, sp.channels)
         self.stepShown.emit(sp.step)
 
     def _on_image(self, result: FinishedImage) -> None:

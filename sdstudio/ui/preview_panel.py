@@ -1,11 +1,20 @@
-"""Live preview: the latent->RGB image at each step, step counter, progress with ETA, the final
-image, and a scrubber over the previews of the last run."""
+"""Live preview: at each step the model's predicted clean image (x0) or the noisy latent x_t,
+both by the cheap latent->RGB projection; step counter, progress with ETA, the final image, and
+a scrubber over the previews of the last run."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
 
 from sdstudio.core.events import EventKind
 from sdstudio.ui.imaging import ImageView
@@ -16,7 +25,12 @@ def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 60 else f"{int(s // 60)} min {int(s % 60):02d} s"
 
 
+PREDICTED, NOISY = 0, 1  # what the preview shows (the `source` combo's index)
+
+
 class PreviewPanel(QWidget):
+    stepScrubbed = Signal(int)  # the step now shown while scrubbing (0: not a step, e.g. final)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).")
@@ -34,10 +48,18 @@ class PreviewPanel(QWidget):
         self.scrubber.setToolTip("Look back through the previews of the last run")
         self.scrub_label = QLabel("")
         self.scrub_label.setMinimumWidth(90)
-        self._history: list[tuple[str, QImage]] = []
+        self.source = QComboBox()
+        self.source.setObjectName("preview_source")
+        self.source.addItems(["Predicted image (x₀)", "Noisy latent (x_t)"])
+        self.source.setToolTip("x₀: the model's current estimate of the clean image; "
+                               "x_t: the latent being denoised")
+        self.source.currentIndexChanged.connect(self._redraw)
+        # (label, step or 0, x_t preview, x0 preview or None); the final image: both the same
+        self._history: list[tuple[str, int, QImage, QImage | None]] = []
         self._live = True
 
         scrub = QHBoxLayout()
+        scrub.addWidget(self.source)
         scrub.addWidget(QLabel("Steps"))
         scrub.addWidget(self.scrubber, 1)
         scrub.addWidget(self.scrub_label)
@@ -60,8 +82,8 @@ class PreviewPanel(QWidget):
         self.caption.setText(total_label)
 
     def show_step(self, sp: StepPreview) -> None:
-        self._history.append((f"step {sp.step}", sp.preview))
-        self.view.set_image(sp.preview)
+        self._history.append((f"step {sp.step}", sp.step, sp.preview, sp.denoised))
+        self.view.set_image(self._pick(self._history[-1]))
         eta = sp.elapsed / sp.step * (sp.total - sp.step) if sp.step else 0.0
         self.progress.setRange(0, sp.total)
         self.progress.setValue(sp.step)
@@ -69,7 +91,7 @@ class PreviewPanel(QWidget):
         self.caption.setText(f"Step {sp.step}/{sp.total}")
 
     def show_final(self, image: QImage, label: str) -> None:
-        self._history.append((label, image))
+        self._history.append((label, 0, image, image))
         self.view.set_image(image)
         self.caption.setText(label)
 
@@ -96,11 +118,27 @@ class PreviewPanel(QWidget):
             self.scrub_label.setText(self._history[-1][0])
 
     def history_labels(self) -> list[str]:
-        return [label for label, _ in self._history]
+        return [entry[0] for entry in self._history]
+
+    def shown_image(self) -> QImage | None:
+        pixmap = self.view.image_pixmap()
+        return None if pixmap is None else pixmap.toImage()
+
+    def _pick(self, entry: tuple[str, int, QImage, QImage | None]) -> QImage:
+        _label, _step, noisy, predicted = entry
+        return noisy if predicted is None or self.source.currentIndex() == NOISY else predicted
+
+    def _redraw(self, *_args) -> None:
+        if not self._history:
+            return
+        index = len(self._history) - 1 if self._live else self.scrubber.value()
+        if 0 <= index < len(self._history):
+            self.view.set_image(self._pick(self._history[index]))
 
     def _scrub(self, index: int) -> None:
         if self._live or not 0 <= index < len(self._history):
             return
-        label, image = self._history[index]
-        self.view.set_image(image)
-        self.scrub_label.setText(label)
+        entry = self._history[index]
+        self.view.set_image(self._pick(entry))
+        self.scrub_label.setText(entry[0])
+        self.stepScrubbed.emit(entry[1])

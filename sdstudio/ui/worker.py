@@ -54,6 +54,7 @@ class StepPreview:
     elapsed: float
     preview: QImage  # cheap latent -> RGB projection of the first image of the batch
     channels: tuple[ChannelImage, ...]
+    denoised: QImage | None = None  # the same projection of the model's x0 estimate
 
 
 @dataclass(frozen=True)
@@ -191,6 +192,9 @@ class GenerationWorker(QObject):
         latents = ev.latents[:1]
         channels = tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
                          for img, lo, hi in channel_images(latents))
+        x0 = ev.denoised
         return StepPreview(step=ev.step, total=ev.total, elapsed=ev.elapsed,
                            preview=pil_to_qimage(preview_rgb(latents, projection)),
-                           channels=channels)
+                           channels=channels,
+                           denoised=None if x0 is None else pil_to_qimage(
+                               preview_rgb(x0[:1], projection)))

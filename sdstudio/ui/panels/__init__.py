@@ -1,0 +1,1 @@
+"""Teaching panels: the VAE lab and the noise schedule view."""
