@@ -1,0 +1,54 @@
+"""NovelAI: `Software` = "NovelAI", the prompt in `Description`, JSON settings in `Comment`
+(uc = negative prompt, scale = CFG, sampler in k-diffusion names, noise_schedule), the model
+in `Source`; the size is the image's own when the JSON leaves it out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sdstudio.core.png.readers.model import ParsedMetadata, short_text
+from sdstudio.core.png.readers.samplers import sampler_display_name
+from sdstudio.core.png.readers.values import as_float, as_int, as_text, load_object, positive
+
+_MAPPED = {"prompt", "uc", "seed", "steps", "scale", "sampler", "noise_schedule", "width",
+           "height", "strength", "v4_prompt", "v4_negative_prompt", "signed_hash"}
+
+
+def read(chunks: Mapping[str, str], size: tuple[int, int] | None = None) -> ParsedMetadata | None:
+    comment = load_object(chunks.get("Comment"))
+    software = str(chunks.get("Software", ""))
+    if not software.startswith("NovelAI") and not (
+            comment and "uc" in comment and isinstance(chunks.get("Description"), str)):
+        return None
+    out = ParsedMetadata(source="novelai", model=as_text(chunks.get("Source"), 200))
+    comment = comment or {}
+    out.prompt = as_text(comment.get("prompt")) or as_text(chunks.get("Description"))
+    out.negative_prompt = as_text(comment.get("uc")) or _v4_caption(comment.get("v4_negative_prompt"))
+    out.seed = as_int(comment.get("seed"))
+    out.steps = positive(as_int(comment.get("steps")))
+    out.cfg = as_float(comment.get("scale"))
+    out.sampler_raw = as_text(comment.get("sampler"), 100)
+    out.scheduler = as_text(comment.get("noise_schedule"), 100)
+    if out.sampler_raw:
+        out.sampler, known = sampler_display_name(out.sampler_raw, out.scheduler)
+        if not known:
+            out.notices.append(f"NovelAI sampler {out.sampler!r} has no equivalent in our menu.")
+    w, h = positive(as_int(comment.get("width"))), positive(as_int(comment.get("height")))
+    if not (w and h) and size:
+        w, h = size
+    out.width, out.height = w, h
+    strength = as_float(comment.get("strength"))
+    if strength is not None and strength < 1 and comment.get("request_type") == "Img2ImgRequest":
+        out.strength = strength
+    out.version = software
+    for key, value in list(comment.items())[:200]:
+        if key not in _MAPPED and value not in (None, "", [], {}):
+            out.extra[str(key)[:100]] = short_text(value, 500)
+    return out
+
+
+def _v4_caption(v4: Any) -> str:
+    """NovelAI 4: {"caption": {"base_caption": ..., "char_captions": [...]}}."""
+    caption = v4.get("caption") if isinstance(v4, dict) else None
+    return as_text(caption.get("base_caption")) if isinstance(caption, dict) else ""

@@ -1,0 +1,86 @@
+"""SwarmUI: JSON in `parameters` (PNG) or EXIF UserComment (JPEG/WebP):
+{"sui_image_params": {prompt, negativeprompt, model, seed, steps, cfgscale, width, height,
+sampler, scheduler, loras, loraweights, ...}, "sui_extra_data": {...}, "sui_models": [...]}."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata, short_text
+from sdstudio.core.png.readers.samplers import sampler_display_name
+from sdstudio.core.png.readers.values import (
+    as_float,
+    as_int,
+    as_text,
+    load_object,
+    model_stem,
+    parameters_text,
+    positive,
+)
+
+_MAPPED = {"prompt", "negativeprompt", "model", "seed", "steps", "cfgscale", "width", "height",
+           "sampler", "scheduler", "loras", "loraweights", "clipstopatlayer", "swarm_version",
+           "initimagecreativity", "refinerupscale", "refinercontrolpercentage", "refinersteps",
+           "refinerupscalemethod"}
+
+
+def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
+    data = load_object(parameters_text(chunks))
+    params = data.get("sui_image_params") if data else None
+    if not isinstance(params, dict):
+        return None
+    out = ParsedMetadata(source="swarmui")
+    out.prompt = as_text(params.get("prompt"))
+    out.negative_prompt = as_text(params.get("negativeprompt"))
+    out.seed = as_int(params.get("seed"))
+    out.steps = positive(as_int(params.get("steps")))
+    out.cfg = as_float(params.get("cfgscale"))
+    out.sampler_raw = as_text(params.get("sampler"), 100)
+    out.scheduler = as_text(params.get("scheduler"), 100)
+    if out.sampler_raw:
+        out.sampler, known = sampler_display_name(out.sampler_raw, out.scheduler)
+        if not known:
+            out.notices.append(f"SwarmUI sampler {out.sampler!r} has no equivalent in our menu.")
+    out.width, out.height = positive(as_int(params.get("width"))), \
+        positive(as_int(params.get("height")))
+    model = as_text(params.get("model"), 500)
+    out.model = model_stem(model)
+    if model and model != out.model:
+        out.extra["model_file"] = model
+    out.model_hash = _model_hash(data.get("sui_models"))
+    out.loras = _loras(params.get("loras"), params.get("loraweights"))
+    layer = as_int(params.get("clipstopatlayer"))
+    out.clip_skip = -layer if layer is not None and layer < -1 else None
+    creativity = as_float(params.get("initimagecreativity"))
+    out.strength = creativity if creativity is not None and 0 < creativity < 1 else None
+    upscale = as_float(params.get("refinerupscale"))
+    if upscale is not None and upscale > 1:
+        out.hires = Hires(scale=upscale, steps=positive(as_int(params.get("refinersteps"))),
+                          denoise=as_float(params.get("refinercontrolpercentage")),
+                          upscaler=as_text(params.get("refinerupscalemethod"), 100))
+    out.version = as_text(params.get("swarm_version"), 100)
+    for key, value in list(params.items())[:200]:
+        if key not in _MAPPED and value not in (None, "", [], {}):
+            out.extra[str(key)[:100]] = short_text(value, 500)
+    extra = data.get("sui_extra_data")
+    if isinstance(extra, dict):
+        for key, value in list(extra.items())[:50]:
+            out.extra[f"extra.{str(key)[:100]}"] = short_text(value, 500)
+    return out
+
+
+def _model_hash(models: Any) -> str:
+    """sui_models: [{"name": "x.safetensors", "param": "model", "hash": "0x..."}]."""
+    for item in models[:50] if isinstance(models, list) else []:
+        if isinstance(item, dict) and item.get("param") == "model":
+            return as_text(item.get("hash"), 200)
+    return ""
+
+
+def _loras(names: Any, weights: Any) -> list[Lora]:
+    if not isinstance(names, list):
+        return []
+    weights = weights if isinstance(weights, list) else []
+    return [Lora(model_stem(n), as_float(weights[i]) if i < len(weights) else None)
+            for i, n in enumerate(names[:50]) if isinstance(n, str) and n]
