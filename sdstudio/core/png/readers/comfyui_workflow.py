@@ -72,10 +72,12 @@ def to_api(workflow: dict[str, Any] | None) -> dict[str, dict[str, Any]] | None:
 def _link_origins(links: list[Any]) -> dict[Any, list[Any]]:
     origin: dict[Any, list[Any]] = {}
     for link in links[: MAX_NODES * 10]:
-        if isinstance(link, list) and len(link) >= 3 and isinstance(link[2], int):
+        if isinstance(link, list) and len(link) >= 3 and _is_id(link[0]) and _is_id(link[1]) \
+                and isinstance(link[2], int):
             origin[link[0]] = [str(link[1]), link[2]]
-        elif isinstance(link, dict) and isinstance(link.get("origin_slot"), int):  # newer form
-            origin[link.get("id")] = [str(link.get("origin_id")), link["origin_slot"]]
+        elif isinstance(link, dict) and _is_id(link.get("id")) and _is_id(link.get("origin_id")) \
+                and isinstance(link.get("origin_slot"), int):  # the newer form
+            origin[link["id"]] = [str(link["origin_id"]), link["origin_slot"]]
     return origin
 
 
@@ -96,7 +98,7 @@ def _inputs(node: dict[str, Any], origin: dict[Any, list[Any]]) -> dict[str, Any
         if not isinstance(sock, dict):
             continue
         link = sock.get("link")
-        if link is None or link not in origin:
+        if not _is_id(link) or link not in origin:
             continue
         widget = sock.get("widget")
         name = widget.get("name") if isinstance(widget, dict) else sock.get("name")
@@ -108,6 +110,10 @@ def _inputs(node: dict[str, Any], origin: dict[Any, list[Any]]) -> dict[str, Any
         if node["type"] == "Reroute":
             inputs = {"input": next(iter(inputs.values()))} if inputs else {}
     return inputs
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _widget_names(node: dict[str, Any]) -> list[str]:
