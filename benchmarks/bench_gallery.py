@@ -31,7 +31,7 @@ def make_images(folder: Path, count: int, rng: random.Random) -> None:
     """Small PNGs with the same two metadata chunks the app writes (no fsync: speed)."""
     from PIL import Image
 
-    from sdstudio.core.metadata import build_pnginfo
+    from sdstudio.core.png.record import build_pnginfo
     from sdstudio.core.request import GenerationRequest
 
     folder.mkdir(parents=True, exist_ok=True)

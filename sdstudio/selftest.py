@@ -139,7 +139,7 @@ def check_round_trip(path: Path, image: Image.Image, request: GenerationRequest)
     import numpy as np
     from PIL import Image as PILImage
 
-    from sdstudio.core.metadata import parse_parameters, read_png
+    from sdstudio.core.png import parse_parameters, read_png
 
     with PILImage.open(path) as saved:
         same = np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(image.convert("RGB")))
@@ -169,7 +169,7 @@ def _describe(request: GenerationRequest) -> str:
 
 
 def _run() -> None:
-    from sdstudio.core.metadata import write_png
+    from sdstudio.core.png import write_png
 
     frozen = "packaged" if getattr(sys, "frozen", False) else "from source"
     _say(f"sdstudio {_version()} ({frozen}), Python {sys.version.split()[0]}")

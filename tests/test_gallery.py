@@ -9,13 +9,14 @@ import sqlite3
 import pytest
 from PIL import Image, PngImagePlugin
 
+from sdstudio.core import atomic
 from sdstudio.core import gallery as gallery_mod
-from sdstudio.core import metadata
 from sdstudio.core.errors import UserError
 from sdstudio.core.gallery import Gallery
+from sdstudio.core.gallery.thumbnails import THUMB_SIDE, ensure_thumbnail
 from sdstudio.core.paths import default_gallery_dir
+from sdstudio.core.png import io
 from sdstudio.core.request import GenerationRequest
-from sdstudio.core.thumbnails import THUMB_SIDE, ensure_thumbnail
 
 A1111_SAMPLE = (
     "masterpiece, best quality\nstanding in the rain\nNegative prompt: lowres\n"
@@ -59,7 +60,7 @@ def test_save_writes_png_and_row(gallery):
     assert (row.prompt, row.seed, row.model, row.sampler, row.width) == ("a red cat", 7, "demo",
                                                                           "Euler a", 512)
     assert row.file_size == row.path.stat().st_size
-    assert metadata.read_png(row.path).to_request() == GenerationRequest("a red cat", seed=7)
+    assert io.read_png(row.path).to_request() == GenerationRequest("a red cat", seed=7)
 
 
 def test_same_name_never_overwrites(gallery):
@@ -147,7 +148,7 @@ def test_sync_picks_up_outside_changes(tmp_path):
 def test_sync_updates_changed_file(gallery):
     row = gallery.save(_img(), GenerationRequest("old words"), 1)
     req = GenerationRequest("new words")
-    metadata.write_png(row.path, _img("green"), req, 1)
+    io.write_png(row.path, _img("green"), req, 1)
     os.utime(row.path, ns=(row.mtime_ns + 10**9, row.mtime_ns + 10**9))
     report = gallery.sync()
     assert report.updated == 1 and gallery.search("old") == [] and len(gallery.search("new")) == 1
@@ -214,7 +215,7 @@ def test_full_disk_keeps_everything_else(gallery, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(metadata.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(UserError, match="is full: free some space") as err:
         gallery.save(_img(), GenerationRequest("doomed"), 9)
     assert "\n" not in str(err.value)
@@ -225,14 +226,14 @@ def test_full_disk_keeps_everything_else(gallery, monkeypatch):
 
 def test_read_only_folder_simulated(gallery, monkeypatch):
     _fill(gallery)
-    real_open = open
+    real_mkstemp = atomic.tempfile.mkstemp
 
-    def denied(path, mode="r", *a, **kw):
-        if "w" in mode and str(path).startswith(str(gallery.folder)):
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, mode, *a, **kw)
+    def denied(*a, dir=None, **kw):
+        if str(dir).startswith(str(gallery.folder)):
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return real_mkstemp(*a, dir=dir, **kw)
 
-    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(UserError, match="is read-only: choose another gallery folder"):
         gallery.save(_img(), GenerationRequest("nope"), 9)
     assert gallery.count() == 3
@@ -261,9 +262,9 @@ def test_missing_folder_for_rebuild_is_one_sentence(tmp_path):
 def test_stale_temp_files_are_cleared_on_open(tmp_path):
     folder = tmp_path / "g"
     folder.mkdir()
-    stale = folder / f"{metadata.TEMP_PREFIX}999999999-x{metadata.TEMP_SUFFIX}"
+    stale = folder / f"{atomic.TEMP_PREFIX}999999999-x{atomic.TEMP_SUFFIX}"
     stale.write_bytes(b"half a png")
-    mine = folder / f"{metadata.TEMP_PREFIX}{os.getpid()}-y{metadata.TEMP_SUFFIX}"
+    mine = folder / f"{atomic.TEMP_PREFIX}{os.getpid()}-y{atomic.TEMP_SUFFIX}"
     mine.write_bytes(b"being written right now")
     with Gallery(folder) as g:
         assert g.count() == 0
@@ -283,7 +284,7 @@ def test_thumbnails_cached_and_refreshed(gallery):
         assert im.size == (THUMB_SIDE, THUMB_SIDE // 2)
     mtime = thumb.stat().st_mtime_ns
     assert ensure_thumbnail(row.path) == thumb and thumb.stat().st_mtime_ns == mtime
-    metadata.write_png(row.path, Image.new("RGB", (64, 64)), GenerationRequest("t"), 1)
+    io.write_png(row.path, Image.new("RGB", (64, 64)), GenerationRequest("t"), 1)
     os.utime(row.path, ns=(mtime + 10**9, mtime + 10**9))
     assert ensure_thumbnail(row.path) != thumb
 

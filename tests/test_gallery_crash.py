@@ -12,8 +12,9 @@ import time
 import pytest
 from PIL import Image
 
-from sdstudio.core import metadata
+from sdstudio.core import atomic
 from sdstudio.core.gallery import Gallery
+from sdstudio.core.png import io
 from sdstudio.core.request import GenerationRequest
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="uses fork and SIGKILL")
@@ -46,14 +47,14 @@ def test_kill_while_saving_leaves_no_partial_file(tmp_path):
         assert proc.exitcode == -signal.SIGKILL
 
     pngs = sorted(folder.glob("*.png"))
-    temps = list(metadata.iter_temp_files(folder))
+    temps = list(atomic.iter_temp_files(folder))
     assert pngs, "the children never saved anything"
     # 1. Every visible PNG is whole: it decodes fully and carries its parameters.
     for path in pngs:
         with Image.open(path) as im:
             im.load()
             assert im.size == (256, 256)
-        p = metadata.read_png(path)
+        p = io.read_png(path)
         assert p is not None and p.prompt == f"crash test image {p.seed}"
     # 2. No index row without its file (checked before any sync could repair it).
     rows = {p for (p,) in sqlite3.connect(index).execute("SELECT path FROM images")}
@@ -64,6 +65,6 @@ def test_kill_while_saving_leaves_no_partial_file(tmp_path):
     with Gallery(folder, index_path=index) as g:
         assert {i.path.name for i in g.search()} == {p.name for p in pngs}
         assert g.last_sync.errors == []
-    assert list(metadata.iter_temp_files(folder)) == []
+    assert list(atomic.iter_temp_files(folder)) == []
     print(f"\n{KILLS} kills: {len(pngs)} whole PNGs, {len(temps)} partial temp files cleared, "
           f"{len(pngs) - len(rows)} files indexed after the crash")

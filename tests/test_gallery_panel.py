@@ -9,7 +9,8 @@ from PIL import Image, PngImagePlugin
 from PySide6.QtGui import QGuiApplication
 
 from sdstudio.core.errors import UserError
-from sdstudio.core.gallery import Gallery
+from sdstudio.core.gallery import Gallery, saving
+from sdstudio.core.png import request_from_png
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui import gallery_panel as gp
 from sdstudio.ui.gallery_panel import GalleryPanel
@@ -97,9 +98,9 @@ def test_save_failure_rescues_the_image(qtbot, panel, monkeypatch):
     message = blocker.args[0]
     assert message.startswith("The disk holding /x is full: free some space and generate again;")
     assert message.endswith("instead.") and message.count(".") <= 3
-    rescued = list(gp.rescue_dir().glob("*.png"))
+    rescued = list(saving.rescue_dir().glob("*.png"))
     assert len(rescued) == 1
-    assert gp.request_from_png(rescued[0]).prompt == "precious"
+    assert request_from_png(rescued[0]).prompt == "precious"
 
 
 def test_save_failure_everywhere_keeps_image_in_memory(qtbot, panel, monkeypatch):
@@ -107,7 +108,7 @@ def test_save_failure_everywhere_keeps_image_in_memory(qtbot, panel, monkeypatch
         raise UserError("The folder /x is read-only: choose another gallery folder in Settings.")
 
     monkeypatch.setattr(panel.gallery, "save", fail)
-    monkeypatch.setattr(gp.metadata, "write_png", fail)
+    monkeypatch.setattr(saving.io, "write_png", fail)
     with qtbot.waitSignal(panel.errorOccurred, timeout=10_000) as blocker:
         panel.save_image(_img(), GenerationRequest("keep", seed=1), 1)
     assert "kept in memory" in blocker.args[0]

@@ -89,7 +89,7 @@ def _drop(window, path: Path) -> None:
 
 
 def test_drop_png_with_parameters_offers_reuse(qtbot, window, tmp_path):
-    from sdstudio.core.metadata import write_png
+    from sdstudio.core.png import write_png
 
     req = GenerationRequest("a dropped teapot", seed=5, steps=9, width=64, height=64)
     png = write_png(tmp_path / "teapot.png", Image.new("RGB", (64, 64)), req, 5)

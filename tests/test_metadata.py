@@ -11,9 +11,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-from sdstudio.core import metadata
+from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.metadata import MetadataError, format_parameters, parse_parameters, read_png
+from sdstudio.core.png import (
+    MetadataError,
+    a1111,
+    format_parameters,
+    io,
+    parse_parameters,
+    read_png,
+)
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedulers import sampler_names
 
@@ -47,7 +54,7 @@ def test_format_matches_a1111_layout():
     assert text == (
         "a cat\non a mat\nNegative prompt: blurry\n"
         "Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 123, Size: 512x768, "
-        f"Model hash: 0123456789, Model: sd-v1-5, Version: {metadata.VERSION}"
+        f"Model hash: 0123456789, Model: sd-v1-5, Version: {a1111.VERSION}"
     )
 
 
@@ -122,7 +129,7 @@ JSONISH = st.recursive(
        value=st.one_of(JSONISH, st.text(max_size=40)))
 def test_other_chunks_raise_nothing_but_parse_errors(key, value):
     try:
-        metadata.parameters_from_info({key: value})
+        io.parameters_from_info({key: value})
     except MetadataError:
         pass
 
@@ -137,7 +144,7 @@ PROMPT = st.lists(PIECES, max_size=40).map("".join)
 def _representable(text: str) -> bool:
     """A prompt line that starts like the negative-prompt marker cannot be told apart (in A1111
     either); our `sdstudio` chunk keeps those exact."""
-    return not any(line.startswith(metadata.NEGATIVE_MARKER) for line in text.split("\n"))
+    return not any(line.startswith(a1111.NEGATIVE_MARKER) for line in text.split("\n"))
 
 
 @settings(max_examples=300, deadline=None)
@@ -147,13 +154,13 @@ def _representable(text: str) -> bool:
 def test_text_round_trip(prompt, negative, seed, steps, cfg, sampler, model):
     assume(_representable(prompt) and _representable(negative))
     model = model.strip() or "demo"  # A1111 strips values; ours never have outer spaces
-    assume(metadata.model_name(model) == metadata.model_name(model).strip())
+    assume(a1111.model_name(model) == a1111.model_name(model).strip())
     req = GenerationRequest(prompt=prompt, negative_prompt=negative, steps=steps, guidance=cfg,
                             scheduler=sampler, model=model)
     p = parse_parameters(format_parameters(req, seed))
     assert (p.prompt, p.negative_prompt) == (prompt, negative)
     assert (p.seed, p.steps, p.cfg, p.sampler) == (seed, steps, cfg, sampler)
-    assert p.model == metadata.model_name(req.model)
+    assert p.model == a1111.model_name(req.model)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -163,7 +170,7 @@ def test_text_round_trip(prompt, negative, seed, steps, cfg, sampler, model):
 def test_png_round_trip_is_exact(tmp_path, prompt, negative, seed, sampler, size):
     req = GenerationRequest(prompt=prompt, negative_prompt=negative, seed=seed, scheduler=sampler,
                             width=size[0], height=size[1], guidance=6.25)
-    path = metadata.write_png(tmp_path / "r.png", Image.new("RGB", (8, 8)), req, seed)
+    path = io.write_png(tmp_path / "r.png", Image.new("RGB", (8, 8)), req, seed)
     p = read_png(path)
     assert p is not None and p.source == "sdstudio"
     assert p.to_request() == req
@@ -178,7 +185,7 @@ def test_write_png_chunks_and_record(tmp_path):
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"weights")
     req = GenerationRequest(prompt=req.prompt, negative_prompt="x", seed=3, model=str(model))
-    out = metadata.write_png(tmp_path / "a.png", Image.new("RGB", (8, 8)), req, 3,
+    out = io.write_png(tmp_path / "a.png", Image.new("RGB", (8, 8)), req, 3,
                              {"device": "cpu", "dtype": "fp32", "scheduler_config": {"a": 1}})
     with Image.open(out) as im:
         assert im.text["parameters"].startswith(req.prompt + "\nNegative prompt: x\nSteps: 20")
@@ -192,7 +199,7 @@ def test_write_png_chunks_and_record(tmp_path):
 
 def test_batch_image_keeps_its_own_seed(tmp_path):
     req = GenerationRequest(prompt="p", seed=10, batch_size=4)
-    out = metadata.write_png(tmp_path / "b.png", Image.new("RGB", (8, 8)), req, 12)
+    out = io.write_png(tmp_path / "b.png", Image.new("RGB", (8, 8)), req, 12)
     again = read_png(out).to_request()
     assert again.seed == 12 and again.batch_size == 1
 
@@ -268,35 +275,31 @@ def test_damaged_sdstudio_chunk_falls_back_to_text(tmp_path):
 
 def test_disk_full_is_one_sentence_and_leaves_nothing(tmp_path, monkeypatch):
     req = GenerationRequest(prompt="p")
-    keep = metadata.write_png(tmp_path / "keep.png", Image.new("RGB", (8, 8)), req, 1)
+    keep = io.write_png(tmp_path / "keep.png", Image.new("RGB", (8, 8)), req, 1)
 
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(metadata.os, "fsync", full)
+    monkeypatch.setattr(atomic.os, "fsync", full)
     with pytest.raises(UserError, match="is full") as err:
-        metadata.write_png(tmp_path / "new.png", Image.new("RGB", (8, 8)), req, 2)
+        io.write_png(tmp_path / "new.png", Image.new("RGB", (8, 8)), req, 2)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.png"]
     assert read_png(keep).seed == 1
 
 
 def test_read_only_folder_is_one_sentence(tmp_path, monkeypatch):
-    real_open = open
+    def denied(*a, **kw):
+        raise PermissionError(errno.EACCES, "Permission denied")
 
-    def denied(path, mode="r", *a, **kw):
-        if "w" in mode:
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return real_open(path, mode, *a, **kw)
-
-    monkeypatch.setattr("builtins.open", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     with pytest.raises(UserError, match="is read-only"):
-        metadata.write_png(tmp_path / "x.png", Image.new("RGB", (8, 8)), GenerationRequest("p"), 1)
+        io.write_png(tmp_path / "x.png", Image.new("RGB", (8, 8)), GenerationRequest("p"), 1)
     assert not list(tmp_path.iterdir())
 
 
 def test_model_name_rules():
-    assert metadata.model_name("demo") == "demo"
-    assert metadata.model_name("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
-    assert metadata.model_name("/x/y/dream.safetensors") == "dream"
-    assert set(metadata.quote("a, b")) >= set(string.ascii_letters[:2])
+    assert a1111.model_name("demo") == "demo"
+    assert a1111.model_name("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
+    assert a1111.model_name("/x/y/dream.safetensors") == "dream"
+    assert set(a1111.quote("a, b")) >= set(string.ascii_letters[:2])

@@ -46,7 +46,7 @@ def test_cli_flag_runs_the_self_test(monkeypatch):
 def test_round_trip_check_catches_changed_metadata(tiny_model_dir, tmp_path):
     from PIL import Image
 
-    from sdstudio.core.metadata import write_png
+    from sdstudio.core.png import write_png
     from sdstudio.core.request import GenerationRequest
 
     image = Image.new("RGB", (32, 32), (200, 30, 30))

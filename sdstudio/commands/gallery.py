@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from datetime import datetime
 
@@ -42,6 +43,7 @@ def run_list(args: argparse.Namespace) -> int:
     from sdstudio.core.gallery import Gallery
 
     with Gallery(args.dir, create=args.dir is None) as g:
+        _print_unreadable(g.last_sync.unreadable)
         images = g.search(args.query, favourites_only=args.favourites,
                           newest_first=not args.oldest, limit=args.limit or None)
         for i in images:
@@ -60,11 +62,11 @@ def run_show(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from sdstudio.core.errors import UserError
-    from sdstudio.core.metadata import read_png
+    from sdstudio.core.png import display_name, read_png
 
     p = read_png(args.file)
     if p is None:
-        raise UserError(f"{Path(args.file).name} has no generation parameters.")
+        raise UserError(f"{display_name(Path(args.file))} has no generation parameters.")
     if args.json:
         data = {"source": p.source, "prompt": p.prompt, "negative_prompt": p.negative_prompt,
                 "settings": p.settings, "request": p.request, "record": p.record}
@@ -86,8 +88,16 @@ def run_rebuild(args: argparse.Namespace) -> int:
     with Gallery(args.dir, sync=False, create=False) as g:
         report = g.rebuild()
         total = g.count()
-    for err in report.errors:
+    for err in report.unreadable:
         print(f"skipped: {err}")
     print(f"indexed {total} images in {time.perf_counter() - start:.1f} s "
-          f"({len(report.errors)} unreadable files skipped)")
+          f"({len(report.unreadable)} unreadable files skipped)")
     return 0
+
+
+def _print_unreadable(errors: list[str]) -> None:
+    for err in errors[:10]:
+        print(f"note: skipped {err}", file=sys.stderr)
+    if len(errors) > 10:
+        print(f"note: {len(errors) - 10} more files could not be read "
+              "(`sdstudio gallery rebuild DIR` lists them all)", file=sys.stderr)

@@ -69,9 +69,18 @@ def run(args: argparse.Namespace) -> int:
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
     extra = _record(model)
-    for event in result.images:
-        print(_save(out, event, extra), flush=True)
-    return 0
+    from sdstudio.core.gallery.saving import PendingImage, save_to_folder
+
+    code = 0
+    jobs = (PendingImage(e.image, e.request, e.seed, extra) for e in result.images)
+    for saved in save_to_folder(out, jobs):  # every image tried; the rescue folder if out fails
+        if saved.message:
+            print(f"{'note' if saved.path else 'error'}: {saved.message}", file=sys.stderr)
+        if saved.path:
+            print(saved.path, flush=True)
+        else:
+            code = 1
+    return code
 
 
 def _or(value: T | None, default: T) -> T:
@@ -108,17 +117,6 @@ def _record(model) -> dict:
     if model.sha256:
         extra["model_sha256"] = model.sha256
     return extra
-
-
-def _save(out: Path, event, extra: dict) -> Path:
-    """Write `NNNNN-SEED.png`, NNNNN one past the highest number already in the folder (as A1111)."""
-    from sdstudio.core.metadata import write_png
-
-    numbers = [int(p.name[:5]) for p in out.glob("[0-9][0-9][0-9][0-9][0-9]-*.png")]
-    n = max(numbers, default=-1) + 1
-    while (path := out / f"{n:05d}-{event.seed}.png").exists():
-        n += 1
-    return write_png(path, event.image, event.request, event.seed, extra, overwrite=False)
 
 
 class _Progress:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sdstudio.core import atomic
 from sdstudio.core.paths import demo_model_dir
 
 MODEL_SETTINGS_FILE = "sdstudio.json"
@@ -16,7 +17,7 @@ DEFAULT_GUIDANCE = 7.5  # SD's usual CFG scale
 
 
 def save_model_settings(folder: Path, guidance: float) -> None:
-    (folder / MODEL_SETTINGS_FILE).write_text(json.dumps({"guidance": guidance}) + "\n", "utf-8")
+    atomic.write_text(folder / MODEL_SETTINGS_FILE, json.dumps({"guidance": guidance}) + "\n")
 
 
 def recommended_guidance(folder: Path) -> float:

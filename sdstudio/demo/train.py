@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sdstudio.core import atomic
 from sdstudio.core.model_settings import save_model_settings
 from sdstudio.demo import dataset
 from sdstudio.demo.tokenizer import EOS, build_tokenizer
@@ -185,9 +186,7 @@ def seed_everything(seed: int) -> None:
 
 
 def save_ckpt(path: Path, **state) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    tmp.replace(path)
+    atomic.write_atomic(path, lambda f: torch.save(state, f))
 
 
 def load_ckpt(path: Path) -> dict | None:
@@ -554,7 +553,7 @@ def export(cfg: TrainConfig, use_ema: bool = True) -> Path:
         (cfg.out / "tokenizer" / name).write_bytes((cfg.work / "tokenizer_src" / name).read_bytes())
     _save_preview_projection(cfg, vae, cfg.out / "vae")
     save_model_settings(cfg.out, cfg.guidance)
-    (cfg.out / "training_config.json").write_text(
+    atomic.write_text(cfg.out / "training_config.json",
         json.dumps(_public_config(cfg, ck["step"], data), indent=2) + "\n")
     return cfg.out
 

@@ -24,7 +24,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from sdstudio.core.gallery import GalleryImage
-from sdstudio.core.thumbnails import THUMB_SIDE
+from sdstudio.core.gallery.thumbnails import THUMB_SIDE
 from sdstudio.ui.thumbnails import ThumbnailLoader
 
 IMAGE_ROLE = Qt.ItemDataRole.UserRole  # the row's GalleryImage

@@ -8,7 +8,6 @@ folder and making thumbnails run on pool threads; the UI thread only reads the i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,11 +18,9 @@ from PySide6.QtCore import (
     QModelIndex,
     QObject,
     QPoint,
-    QRunnable,
     QSettings,
     QSize,
     Qt,
-    QThreadPool,
     QTimer,
     QUrl,
     Signal,
@@ -50,11 +47,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.core import metadata
 from sdstudio.core.errors import UserError
-from sdstudio.core.gallery import Gallery, GalleryImage, SyncReport, file_name_for
-from sdstudio.core.metadata import MetadataError, Parameters
-from sdstudio.core.paths import data_dir, default_gallery_dir
+from sdstudio.core.gallery import Gallery, GalleryImage, SyncReport
+from sdstudio.core.gallery.saving import PendingImage, SaveOutcome, Saver
+from sdstudio.core.paths import default_gallery_dir
+from sdstudio.core.png import MetadataError, Parameters, read_png, request_from_png
 from sdstudio.ui.gallery_model import (
     CELL,
     IMAGE_ROLE,
@@ -64,6 +61,7 @@ from sdstudio.ui.gallery_model import (
     ThumbnailDelegate,
 )
 from sdstudio.ui.gallery_viewer import GalleryViewer
+from sdstudio.ui.tasks import PoolTasks
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -76,39 +74,6 @@ FOLDER_KEY = "gallery/folder"
 def gallery_folder(settings: QSettings | None) -> Path:
     raw = settings.value(FOLDER_KEY, "") if settings is not None else ""
     return Path(raw) if isinstance(raw, str) and raw else default_gallery_dir()
-
-
-def rescue_dir() -> Path:
-    """Where an image goes when the gallery folder cannot take it."""
-    return data_dir() / "unsaved"
-
-
-def _sentence(text: str) -> str:
-    return text.rstrip(". ")
-
-
-# ---------------------------------------------------------------- running work off the UI thread
-
-
-class _Relay(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-
-
-class _Call(QRunnable):
-    def __init__(self, fn: Callable[[], Any], relay: _Relay) -> None:
-        super().__init__()
-        self.fn, self.relay = fn, relay
-
-    def run(self) -> None:
-        try:
-            result = self.fn()
-        except UserError as exc:
-            self.relay.failed.emit(str(exc))
-        except Exception as exc:  # never let a pool thread die silently
-            self.relay.failed.emit(f"Unexpected error: {exc}.")
-        else:
-            self.relay.done.emit(result)
 
 
 # ---------------------------------------------------------------- the panel
@@ -128,13 +93,10 @@ class GalleryPanel(QWidget):
         self.setObjectName("gallery_panel")
         self.settings = settings
         self.gallery: Gallery | None = None
-        self._relays: set[_Relay] = set()
-        self._unsaved: list[tuple[Any, Any, int, dict[str, Any] | None]] = []
-        self._saving = 0
-        self._save_pool = QThreadPool(self)
-        self._save_pool.setMaxThreadCount(1)  # saves in order, one at a time
-        self._bg_pool = QThreadPool(self)
-        self._bg_pool.setMaxThreadCount(1)
+        self._saver = Saver(self._save_to_gallery)  # save or rescue, the retry list inside
+        self._queued = 0  # save tasks not yet reported
+        self._save_tasks = PoolTasks(1, self)  # saves in order, one at a time
+        self._bg_tasks = PoolTasks(1, self)
         # Replaceable in tests: a yes/no question, and the choice for a dropped PNG.
         self.confirm: Callable[[str], bool] = self._confirm_dialog
         self.ask_drop: Callable[[str, Parameters], str] = self._drop_dialog
@@ -223,8 +185,8 @@ class GalleryPanel(QWidget):
     def open_folder(self, folder: Path) -> None:
         """Show the index at once, then check the folder for outside changes in the background."""
         if self.gallery is not None:
-            self._bg_pool.waitForDone()
-            self._save_pool.waitForDone()
+            self._bg_tasks.wait()
+            self._save_tasks.wait()
             self.gallery.close()
             self.gallery = None
         try:
@@ -236,7 +198,7 @@ class GalleryPanel(QWidget):
             QTimer.singleShot(0, lambda: self.errorOccurred.emit(message))
             return
         self.refresh()
-        self._run(self._bg_pool, self.gallery.sync, self._on_synced, self._on_sync_failed)
+        self._bg_tasks.start(self.gallery.sync, self._on_synced, self._on_sync_failed)
 
     def _on_synced(self, report: SyncReport) -> None:
         if report.added or report.updated or report.removed:
@@ -268,9 +230,9 @@ class GalleryPanel(QWidget):
         if filtered and self.gallery is not None:
             text += f" of {self.gallery.count()}"
         tip = str(self._folder())
-        if report is not None and report.errors:
-            text += f" · {len(report.errors)} file(s) could not be read"
-            tip += "\n" + "\n".join(report.errors[:20])
+        if report is not None and report.unreadable:
+            text += f" · {len(report.unreadable)} file(s) could not be read"
+            tip += "\n" + "\n".join(report.unreadable[:20])
         self._set_status(text)
         self.status.setToolTip(tip)
 
@@ -284,7 +246,7 @@ class GalleryPanel(QWidget):
     def rebuild(self) -> None:
         if self.gallery is not None:
             self._set_status("Rebuilding the index…")
-            self._run(self._bg_pool, self.gallery.rebuild, self._on_synced, self._on_sync_failed)
+            self._bg_tasks.start(self.gallery.rebuild, self._on_synced, self._on_sync_failed)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Gallery folder", str(self._folder()))
@@ -303,44 +265,36 @@ class GalleryPanel(QWidget):
         `image` is a PIL image or a QImage (copied here, so the caller may reuse it)."""
         if isinstance(image, QImage):
             image = qimage_to_pil(image)
-        jobs = [*self._unsaved, (image, request, seed, extra)]
-        self._unsaved.clear()
-        for job in jobs:
-            self._saving += 1
-            self._run(self._save_pool, lambda j=job: self._save_blocking(*j), self._on_saved,
-                      self._on_save_failed)
+        self._queued += 1
+        job = PendingImage(image, request, seed, extra)
+        self._save_tasks.start(lambda: self._saver.save(job), self._on_saved, self._on_save_failed)
 
     def pending_saves(self) -> int:
-        """Images handed to save_image and not yet written (or failed)."""
-        return self._saving
+        """Images handed to save_image and not yet written: queued, or kept in memory."""
+        return self._queued + self._saver.kept()
 
-    def _on_save_failed(self, message: str) -> None:
-        self._saving -= 1
+    def _save_to_gallery(self, job: PendingImage) -> GalleryImage:
+        """Save thread (called by the Saver, which rescues on failure)."""
+        gallery = self.gallery
+        if gallery is None:
+            raise UserError("The gallery folder could not be opened")
+        return gallery.save(job.image, job.request, job.seed, job.extra)
+
+    def _on_save_failed(self, message: str) -> None:  # the Saver itself failed: unexpected
+        self._queued -= 1
         self.errorOccurred.emit(message)
 
-    def _save_blocking(self, image: Any, request: Any, seed: int,
-                       extra: dict[str, Any] | None) -> GalleryImage:
-        """Pool thread. On failure the image goes to the rescue folder, or stays in memory."""
-        gallery = self.gallery
-        try:
-            if gallery is None:
-                raise UserError("The gallery folder could not be opened")
-            return gallery.save(image, request, seed, extra)
-        except Exception as exc:
-            reason = _sentence(str(exc) if isinstance(exc, UserError) else f"Unexpected error: {exc}")
-        try:
-            rescue = rescue_dir()
-            rescue.mkdir(parents=True, exist_ok=True)
-            target = rescue / file_name_for(request.prompt, seed, time.time())
-            metadata.write_png(target, image, request, seed, extra, overwrite=False)
-        except Exception:
-            self._unsaved.append((image, request, seed, extra))
-            raise UserError(f"{reason}; the image is kept in memory and will be saved with the "
-                            "next one.") from None
-        raise UserError(f"{reason}; the image was saved in {rescue} instead.")
+    def _on_saved(self, outcomes: list[SaveOutcome]) -> None:
+        self._queued -= 1
+        for outcome in outcomes:
+            if outcome.message:
+                self.errorOccurred.emit(outcome.message)
+            if outcome.row is not None:
+                self._show_saved(outcome.row)
+            if outcome.path is not None:
+                self.imageSaved.emit(str(outcome.path))
 
-    def _on_saved(self, row: GalleryImage) -> None:
-        self._saving -= 1
+    def _show_saved(self, row: GalleryImage) -> None:
         if self.gallery is not None and row.path.parent.is_relative_to(self.gallery.folder):
             plain = not self.search_box.text().strip() and not self.fav_button.isChecked()
             if plain and self.sort_box.currentIndex() == 0:
@@ -348,7 +302,6 @@ class GalleryPanel(QWidget):
                 self._update_status()
             else:
                 self.refresh()
-        self.imageSaved.emit(str(row.path))
 
     # --- actions on one image --------------------------------------------------------------------
     def selected(self) -> GalleryImage | None:
@@ -451,7 +404,7 @@ class GalleryPanel(QWidget):
         """A PNG with SD parameters dropped on the window: offer to reuse them. False when the
         file has none (the window then treats it as any image)."""
         try:
-            params = metadata.read_png(path) if path.lower().endswith(".png") else None
+            params = read_png(path) if path.lower().endswith(".png") else None
         except MetadataError as exc:
             self.errorOccurred.emit(str(exc))
             return True
@@ -482,21 +435,11 @@ class GalleryPanel(QWidget):
         return answer == QMessageBox.StandardButton.Yes
 
     # --- plumbing ---------------------------------------------------------------------------------
-    def _run(self, pool: QThreadPool, fn: Callable[[], Any], done: Callable[[Any], None],
-             failed: Callable[[str], None]) -> None:
-        relay = _Relay()  # lives in the GUI thread: its signals arrive here, queued
-        self._relays.add(relay)
-        relay.done.connect(done)
-        relay.failed.connect(failed)
-        relay.done.connect(lambda _r: self._relays.discard(relay))
-        relay.failed.connect(lambda _m: self._relays.discard(relay))
-        pool.start(_Call(fn, relay))
-
     def shutdown(self) -> None:
         """Finish pending saves (an image is never dropped), then stop the workers."""
-        self._save_pool.waitForDone(60_000)
-        self._bg_pool.clear()
-        self._bg_pool.waitForDone(10_000)
+        self._save_tasks.wait(60_000)
+        self._bg_tasks.clear()
+        self._bg_tasks.wait(10_000)
         self.model.loader.shutdown()
         if self.gallery is not None:
             self.gallery.close()
@@ -510,10 +453,3 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     w, h, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     return Image.frombuffer("RGB", (w, h), bytes(rgb.constBits()), "raw", "RGB", stride, 1).copy()
 
-
-def request_from_png(path: str | Path) -> GenerationRequest:
-    """The request stored in a PNG, or one clear sentence why there is none."""
-    params = metadata.read_png(path)
-    if params is None:
-        raise UserError(f"{Path(path).name} has no generation parameters to reuse.")
-    return params.to_request()

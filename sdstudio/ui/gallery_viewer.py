@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 from sdstudio.core.gallery import GalleryImage
-from sdstudio.core.metadata import MetadataError, Parameters, read_png
+from sdstudio.core.png import MetadataError, Parameters, read_png
 from sdstudio.ui.imaging import ImageView
 
 

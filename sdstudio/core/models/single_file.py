@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sdstudio.core import atomic
 from sdstudio.core.errors import ModelLoadError
 from sdstudio.core.paths import resources_dir
 
@@ -37,8 +38,8 @@ def _inpainting_config(base: Path) -> Path:
 
     target = cache_dir() / "configs" / "sd15-inpainting"
     unet_cfg = target / "unet" / "config.json"
-    if not unet_cfg.is_file():
-        shutil.copytree(base, target, dirs_exist_ok=True)
-        cfg = json.loads(unet_cfg.read_text("utf-8"))
-        unet_cfg.write_text(json.dumps({**cfg, "in_channels": 9}, indent=2), "utf-8")
+    if not unet_cfg.is_file() or '"in_channels": 9' not in unet_cfg.read_text("utf-8"):
+        shutil.copytree(base, target, dirs_exist_ok=True)  # a copy that died is redone here
+        cfg = json.loads((base / "unet" / "config.json").read_text("utf-8"))
+        atomic.write_text(unet_cfg, json.dumps({**cfg, "in_channels": 9}, indent=2))
     return target

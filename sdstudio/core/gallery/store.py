@@ -4,12 +4,19 @@ The index (WAL, FTS5 over prompts) lives in the cache folder, keyed by the galle
 read-only folder can still be browsed. Order of operations keeps the rule "never an index row
 without its file": save writes the file (atomically) before its row; delete removes the row
 before the file. A crash in between leaves a file without a row, which `sync` picks up.
+
+Several processes may share one gallery: SQLite waits on their locks (a busy timeout), only a
+failed integrity check counts as a damaged index, and sync re-checks a missing file inside its
+transaction before it drops the row. No single file can stop a sync: every error is caught per
+file and named once in the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import sqlite3
@@ -23,15 +30,17 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from PIL import Image
 
-from sdstudio.core import metadata
+from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.metadata import MetadataError, Parameters
+from sdstudio.core.gallery.query import clean_text, parse_query
 from sdstudio.core.paths import cache_dir, default_gallery_dir
+from sdstudio.core.png import MetadataError, Parameters, display_name, io
 
 if TYPE_CHECKING:
     from sdstudio.core.request import GenerationRequest
 
 SCHEMA_VERSION = "1"
+BUSY_TIMEOUT = 30.0  # seconds SQLite waits for another process's lock before giving up
 FAVOURITES_FILE = ".sdstudio-favourites.json"  # in the folder: favourites outlive the index
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -102,7 +111,20 @@ class SyncReport:
     added: int = 0
     updated: int = 0
     removed: int = 0
-    errors: list[str] = field(default_factory=list)  # one sentence per unreadable file
+    errors: list[str] = field(default_factory=list)  # one sentence per file found unreadable now
+    skipped: list[str] = field(default_factory=list)  # the same, for files known bad before
+
+    @property
+    def unreadable(self) -> list[str]:
+        return self.errors + self.skipped
+
+
+class IndexNotUpdated(UserError):
+    """The file was saved, but its index row could not be written (sync will list it)."""
+
+    def __init__(self, message: str, path: Path) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def index_path_for(folder: Path) -> Path:
@@ -149,16 +171,24 @@ class Gallery:
     # ------------------------------------------------------------ connection
 
     def _connect(self) -> sqlite3.Connection:
-        self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.index_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"Could not create the index folder {self.index_path.parent}: "
+                            f"{exc.strerror or exc}.") from exc
         try:
             return self._open_db()
-        except sqlite3.DatabaseError:  # a damaged index: it is only a cache of the files
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{self.index_path}{suffix}").unlink(missing_ok=True)
-            return self._open_db()
+        except sqlite3.DatabaseError as exc:
+            if _is_busy(exc) or not _is_damaged(self.index_path):
+                raise UserError(f"The gallery index is in use by another program and did not "
+                                f"become free ({exc}); try again in a moment.") from exc
+        # Damaged for certain: the index is only a cache of the files, read them again.
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self.index_path}{suffix}").unlink(missing_ok=True)
+        return self._open_db()
 
     def _open_db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.index_path, check_same_thread=False, timeout=10,
+        db = sqlite3.connect(self.index_path, check_same_thread=False, timeout=BUSY_TIMEOUT,
                              isolation_level=None)  # autocommit; explicit BEGIN where needed
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -190,74 +220,98 @@ class Gallery:
         seed: int,
         extra: dict[str, Any] | None = None,
     ) -> GalleryImage:
-        """Write the PNG (atomically, never over another file), then index it."""
-        now = time.time()
-        name = file_name_for(request.prompt, seed, now)
+        """Write the PNG (atomically, never over another file), then index it.
+
+        Raises UserError when no file was written; IndexNotUpdated (a UserError) when the file
+        was written but its row was not: the caller must not save that image again.
+        """
+        name = file_name_for(request.prompt, seed, time.time())
         for n in range(1000):
             target = self.folder / (name if n == 0 else name.replace(".png", f"-{n}.png"))
-            if target.exists():
+            if os.path.lexists(target):
                 continue
             try:
-                metadata.write_png(target, image, request, seed, extra, overwrite=False)
+                io.write_png(target, image, request, seed, extra, overwrite=False,
+                             what="gallery folder")
                 break
             except FileExistsError:
                 continue
         else:
             raise UserError(f"Could not find a free file name for the image in {self.folder}.")
-        row = self.add_file(target)
-        assert row is not None
-        return row
+        try:
+            return self._index_one(target)
+        except Exception as exc:
+            raise IndexNotUpdated(f"{target.name} is saved, but the gallery index could not be "
+                                  f"updated ({exc}); it will be listed the next time the gallery "
+                                  "opens.", target) from exc
 
     def add_file(self, path: str | os.PathLike[str]) -> GalleryImage | None:
         """Index one file of the folder (new or changed); None if it cannot be read."""
-        path = Path(path).resolve()
-        rel = self._rel(path)
         try:
-            st = path.stat()
-            values = _row_values(path, rel, st)
+            return self._index_one(Path(path).resolve())
         except (OSError, MetadataError):
             return None
-        try:
-            with self._lock:
-                self._upsert([values])
         except sqlite3.Error as exc:
-            raise UserError(f"{path.name} is saved, but the gallery index could not be updated "
+            raise UserError(f"{display_name(path)} could not be added to the gallery index "
                             f"({exc}); it will be listed the next time the gallery opens.") from exc
-        return self.get(path)
+
+    def _index_one(self, path: Path) -> GalleryImage:
+        rel = self._rel(path)
+        if clean_text(rel) != rel:
+            raise MetadataError(_bad_name(rel))
+        values = _row_values(path, rel, path.stat())
+        with self._lock:  # the row comes back from the write itself: a concurrent rebuild
+            row = self._db.execute(_upsert_sql(list(values)) + f" RETURNING {_COLUMNS}",
+                                   tuple(values.values())).fetchone()
+            self._db.execute("DELETE FROM skipped WHERE path = ?", (rel,))
+        return self._image(row)
 
     # ------------------------------------------------------------ syncing with the folder
 
     def sync(self) -> SyncReport:
-        """Pick up files added, changed or removed outside the app (no full rebuild)."""
-        metadata.remove_stale_temp_files(self.folder)
+        """Pick up files added, changed or removed outside the app (no full rebuild).
+
+        Never fails because of a file: each unreadable one is named once in the report."""
+        atomic.remove_stale_temp_files(self.folder)
         on_disk = dict(self._scan())
         with self._lock:
             indexed = {p: (s, m) for p, s, m in
                        self._db.execute("SELECT path, file_size, mtime_ns FROM images")}
-            skipped = {p: (s, m) for p, s, m in
-                       self._db.execute("SELECT path, file_size, mtime_ns FROM skipped")}
+            skipped = {p: (s, m, r) for p, s, m, r in
+                       self._db.execute("SELECT path, file_size, mtime_ns, reason FROM skipped")}
         report = SyncReport()
-        gone = [p for p in indexed if p not in on_disk]
-        todo = [(rel, st) for rel, st in on_disk.items()
-                if indexed.get(rel) != (st.st_size, st.st_mtime_ns)
-                and skipped.get(rel) != (st.st_size, st.st_mtime_ns)]
+        todo = []
+        for rel, st in on_disk.items():
+            known = skipped.get(_key(rel))
+            if known is not None and known[:2] == (st.st_size, st.st_mtime_ns):
+                report.skipped.append(known[2])
+            elif indexed.get(rel) != (st.st_size, st.st_mtime_ns):
+                todo.append((rel, st))
         rows, bad = [], []
         for rel, st in todo:
             try:
+                if clean_text(rel) != rel:
+                    raise MetadataError(_bad_name(rel))
                 rows.append(_row_values(self.folder / rel, rel, st))
-            except MetadataError as exc:
-                bad.append((rel, st.st_size, st.st_mtime_ns, str(exc)))
-                report.errors.append(str(exc))
-            except OSError:
+            except FileNotFoundError:
                 continue  # vanished while scanning: the next sync sees it gone
+            except Exception as exc:  # noqa: BLE001 - any file, any failure: name it, go on
+                reason = _describe_bad_file(rel, exc)
+                bad.append((_key(rel), st.st_size, st.st_mtime_ns, reason))
+                report.errors.append(reason)
+        keys_on_disk = {_key(rel) for rel in on_disk}
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # Re-read inside the write lock: another process may have saved since the scan.
+                now_indexed = [p for (p,) in self._db.execute("SELECT path FROM images")]
+                gone = [p for p in now_indexed if p not in on_disk
+                        and not os.path.lexists(self.folder / p)]
                 self._db.executemany("DELETE FROM images WHERE path = ?", [(p,) for p in gone])
                 self._db.executemany("DELETE FROM skipped WHERE path = ?",
-                                     [(p,) for p in skipped if p not in on_disk])
+                                     [(p,) for p in skipped if p not in keys_on_disk])
                 self._db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)", bad)
-                self._upsert(rows)
+                report.errors += self._upsert(rows)
                 if rows:
                     self._apply_saved_favourites()
                 self._db.execute("COMMIT")
@@ -308,15 +362,25 @@ class Gallery:
                 except OSError:
                     continue
 
-    def _upsert(self, rows: list[dict[str, Any]]) -> None:
+    def _upsert(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Write the rows; one that SQLite refuses is left out and named (the rest still go)."""
         if not rows:
-            return
-        cols = list(rows[0])
-        sql = (f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-               f"ON CONFLICT(path) DO UPDATE SET "
-               + ", ".join(f"{c} = excluded.{c}" for c in cols if c != "path"))
-        self._db.executemany(sql, [tuple(r[c] for c in cols) for r in rows])
+            return []
+        sql = _upsert_sql(list(rows[0]))
+        try:
+            self._db.executemany(sql, [tuple(r.values()) for r in rows])
+            failed: list[str] = []
+        except sqlite3.DatabaseError:  # find the odd one (the upsert is idempotent)
+            failed = []
+            for r in rows:
+                try:
+                    self._db.execute(sql, tuple(r.values()))
+                except sqlite3.DatabaseError as exc:
+                    if _is_busy(exc):
+                        raise
+                    failed.append(f"{display_name(r['path'])} could not be indexed ({exc}).")
         self._db.executemany("DELETE FROM skipped WHERE path = ?", [(r["path"],) for r in rows])
+        return failed
 
     def _rel(self, path: Path) -> str:
         try:
@@ -338,7 +402,7 @@ class Gallery:
         """Images matching `query`: prompt words, "a phrase", seed:123, model:name, sampler:x,
         steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav."""
         sql, args = self._select(_COLUMNS, query, favourites_only, newest_first, limit, offset)
-        with self._lock:
+        with self._lock, _search_errors():
             rows = self._db.execute(sql, args).fetchall()
         return [self._image(r) for r in rows]
 
@@ -346,7 +410,7 @@ class Gallery:
                    newest_first: bool = True) -> list[int]:
         """Like search() but only the row ids: what a virtual list needs up front."""
         sql, args = self._select("id", query, favourites_only, newest_first, None, 0)
-        with self._lock:
+        with self._lock, _search_errors():
             return [i for (i,) in self._db.execute(sql, args)]
 
     def get_many(self, ids: list[int]) -> list[GalleryImage]:
@@ -391,7 +455,7 @@ class Gallery:
 
     def parameters(self, path: str | os.PathLike[str]) -> Parameters | None:
         """The full parameters, read from the file itself."""
-        return metadata.read_png(path)
+        return io.read_png(path)
 
     # ------------------------------------------------------------ changes
 
@@ -405,19 +469,15 @@ class Gallery:
 
     def _write_saved_favourites(self, favs: list[str]) -> None:
         """Keep the favourites beside the files too, so a lost index does not lose them."""
-        target = self.folder / FAVOURITES_FILE
-        tmp = target.with_name(f"{metadata.TEMP_PREFIX}{os.getpid()}-favourites{metadata.TEMP_SUFFIX}")
-        try:
-            tmp.write_text(json.dumps({"favourites": sorted(favs)}, ensure_ascii=False), "utf-8")
-            os.replace(tmp, target)
-        except OSError:  # a read-only folder: the index still holds them
-            tmp.unlink(missing_ok=True)
+        text = json.dumps({"favourites": sorted(favs)}, ensure_ascii=False)
+        with contextlib.suppress(OSError):  # a read-only folder: the index still holds them
+            atomic.write_text(self.folder / FAVOURITES_FILE, text)
 
     def _apply_saved_favourites(self) -> None:
         try:
             data = json.loads((self.folder / FAVOURITES_FILE).read_text("utf-8"))
-            favs = [p for p in data["favourites"] if isinstance(p, str)]
-        except (OSError, ValueError, KeyError, TypeError):
+            favs = [p for p in data["favourites"] if isinstance(p, str) and clean_text(p) == p]
+        except Exception:  # noqa: BLE001 - a damaged or hostile file: the index keeps its own
             return
         self._db.executemany("UPDATE images SET favourite = 1 WHERE path = ? AND NOT favourite",
                              [(p,) for p in favs])
@@ -440,74 +500,100 @@ class Gallery:
             raise UserError(f"Could not move {path.name} to the trash ({exc}).") from exc
 
 
-# ---------------------------------------------------------------- rows and queries
+
+
+# ---------------------------------------------------------------- rows
+
+
+_COLUMN_NAMES = [c.strip() for c in _COLUMNS.split(",")]
+_INT64 = 1 << 63
 
 
 def _row_values(path: Path, rel: str, st: os.stat_result) -> dict[str, Any]:
-    """The index row of one PNG, read from its text chunks (no pixel decoding)."""
-    info, (w, h) = metadata.read_info(path)
-    p = metadata.parameters_from_info(info) or Parameters()
+    """The index row of one PNG, read from its text chunks (no pixel decoding). Every value is
+    made fit for its column: odd files hold any JSON (lists, NaN, 2**64, lone surrogates)."""
+    info, (w, h) = io.read_info(path)
+    p = io.parameters_from_info(info) or Parameters()
     size = p.size or (w, h)
-    created = p.record.get("created") if p.record else None
+    created = _real(p.record.get("created") if isinstance(p.record, dict) else None)
     return {
-        "path": rel, "prompt": p.prompt, "negative_prompt": p.negative_prompt,
-        "seed": p.seed, "model": p.model or None, "sampler": p.sampler or None,
-        "width": size[0], "height": size[1], "steps": p.steps, "cfg": p.cfg,
-        "created": float(created) if isinstance(created, (int, float)) else st.st_mtime,
+        "path": rel, "prompt": _text(p.prompt), "negative_prompt": _text(p.negative_prompt),
+        "seed": _int(p.seed), "model": _text(p.model) or None, "sampler": _text(p.sampler) or None,
+        "width": _int(size[0]), "height": _int(size[1]), "steps": _int(p.steps),
+        "cfg": _real(p.cfg), "created": st.st_mtime if created is None else created,
         "file_size": st.st_size, "mtime_ns": st.st_mtime_ns,
         "source": p.source if p.settings or p.prompt else None,
     }
 
 
-_TOKEN = re.compile(r'(\w+):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
-_INT_KEYS = {"seed": "seed", "steps": "steps"}
-_LIKE_KEYS = {"model": "model", "sampler": "sampler"}
+def _text(value: Any) -> str:
+    return clean_text(value) if isinstance(value, str) else ""
 
 
-def _fts_phrase(text: str, prefix: bool) -> str:
-    return '"' + text.replace('"', '""') + '"' + ("*" if prefix else "")
+def _int(value: Any) -> int | None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and -_INT64 <= value < _INT64
+    return value if ok else None  # a seed past SQLite's 64 bits stays in the file, not the index
 
 
-def parse_query(query: str) -> tuple[list[str], list[Any]]:
-    """Search text -> SQL conditions and arguments. Bad filter values raise one UserError."""
-    where: list[str] = []
-    args: list[Any] = []
-    fts: list[str] = []
-    for key, value, phrase, word in _TOKEN.findall(query):
-        key = key.lower()
-        value = value.strip('"')
-        if key in _INT_KEYS:
-            try:
-                args.append(int(value))
-            except ValueError:
-                raise UserError(f"{key}: needs a whole number, like {key}:123.") from None
-            where.append(f"{_INT_KEYS[key]} = ?")
-        elif key in _LIKE_KEYS:
-            where.append(f"{_LIKE_KEYS[key]} LIKE ? ESCAPE '\\'")
-            args.append("%" + re.sub(r"([%_\\])", r"\\\1", value) + "%")
-        elif key == "cfg":
-            try:
-                args.append(float(value))
-            except ValueError:
-                raise UserError("cfg: needs a number, like cfg:7.5.") from None
-            where.append("abs(cfg - ?) < 1e-6")
-        elif key == "size":
-            m = re.fullmatch(r"(\d+)x(\d+)", value.lower())
-            if not m:
-                raise UserError("size: needs width x height, like size:512x512.")
-            where.append("width = ? AND height = ?")
-            args += [int(m.group(1)), int(m.group(2))]
-        elif key == "is" and value.lower() in ("fav", "favourite", "favorite"):
-            where.append("favourite = 1")
-        elif key == "neg" and value:
-            fts.append("negative_prompt : " + _fts_phrase(value, True))
-        elif phrase:
-            fts.append("prompt : " + _fts_phrase(phrase, False))
-        else:
-            text = word or f"{key}:{value}"
-            terms = re.findall(r"\w+", text)
-            fts += ["prompt : " + _fts_phrase(t, True) for t in terms]
-    if fts:
-        where.append("id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
-        args.append(" AND ".join(fts))
-    return where, args
+def _real(value: Any) -> float | None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _upsert_sql(cols: list[str]) -> str:
+    return (f"INSERT INTO images ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            "ON CONFLICT(path) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in cols if c != "path"))
+
+
+def _key(rel: str) -> str:
+    """`rel` as the index can store it (a name that is not UTF-8 gets escapes)."""
+    if clean_text(rel) == rel:
+        return rel
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _bad_name(rel: str) -> str:
+    return f"{_key(rel)} has a file name that is not valid UTF-8: rename it to list it."
+
+
+def _describe_bad_file(rel: str, exc: BaseException) -> str:
+    if isinstance(exc, UserError):
+        return str(exc)
+    return f"{display_name(rel)} could not be read ({type(exc).__name__}: {exc})."
+
+
+def _is_busy(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
+def _is_damaged(index: Path) -> bool:
+    """True only when SQLite itself says the file is not a sound database."""
+    try:
+        db = sqlite3.connect(index, timeout=BUSY_TIMEOUT)
+    except sqlite3.Error:
+        return True
+    try:
+        result = db.execute("PRAGMA integrity_check").fetchone()
+        return result is None or result[0] != "ok"
+    except sqlite3.DatabaseError as exc:
+        return not _is_busy(exc)
+    finally:
+        db.close()
+
+
+@contextlib.contextmanager
+def _search_errors() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if _is_busy(exc):
+            raise UserError("The gallery index is busy (another program is writing it); "
+                            "search again in a moment.") from exc
+        raise UserError(f"The search text could not be understood ({exc}).") from exc

@@ -1,0 +1,93 @@
+"""The gallery's search text -> SQL conditions: prompt words, "a phrase", seed:123, model:name,
+sampler:x, steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav.
+
+Any text a user can type gives either conditions or one UserError: lone surrogates and NUL are
+dropped, numbers outside SQLite's range and non-finite ones are refused, and FTS5 only ever sees
+quoted phrases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from sdstudio.core.errors import UserError
+
+MAX_QUERY = 1000  # characters: a search longer than this is a paste accident
+_TOKEN = re.compile(r'(\w++):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
+_INT_KEYS = {"seed": "seed", "steps": "steps"}
+_LIKE_KEYS = {"model": "model", "sampler": "sampler"}
+_INT64 = 1 << 63
+
+
+def clean_text(text: str) -> str:
+    """`text` as SQLite can store it: lone surrogates (from odd files or pastes) replaced."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
+def _fts_phrase(text: str, prefix: bool) -> str:
+    return '"' + text.replace('"', '""') + '"' + ("*" if prefix else "")
+
+
+def _whole_number(key: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise UserError(f"{key}: needs a whole number, like {key}:123.") from None
+    if not -_INT64 <= number < _INT64:
+        raise UserError(f"{key}: {value[:20]}… is too large to be a {key}.")
+    return number
+
+
+def parse_query(query: str) -> tuple[list[str], list[Any]]:
+    """Search text -> SQL conditions and arguments. Bad filter values raise one UserError."""
+    if len(query) > MAX_QUERY:
+        raise UserError(f"The search text is too long ({len(query)} characters; at most "
+                        f"{MAX_QUERY}).")
+    query = clean_text(query).replace("\x00", " ")
+    where: list[str] = []
+    args: list[Any] = []
+    fts: list[str] = []
+    for key, value, phrase, word in _TOKEN.findall(query):
+        key = key.lower()
+        value = value.strip('"')
+        if key in _INT_KEYS:
+            args.append(_whole_number(key, value))
+            where.append(f"{_INT_KEYS[key]} = ?")
+        elif key in _LIKE_KEYS:
+            where.append(f"{_LIKE_KEYS[key]} LIKE ? ESCAPE '\\'")
+            args.append("%" + re.sub(r"([%_\\])", r"\\\1", value) + "%")
+        elif key == "cfg":
+            try:
+                cfg = float(value)
+            except ValueError:
+                cfg = math.nan
+            if not math.isfinite(cfg):
+                raise UserError("cfg: needs a number, like cfg:7.5.")
+            args.append(cfg)
+            where.append("abs(cfg - ?) < 1e-6")
+        elif key == "size":
+            m = re.fullmatch(r"(\d{1,9})x(\d{1,9})", value.lower())
+            if not m:
+                raise UserError("size: needs width x height, like size:512x512.")
+            where.append("width = ? AND height = ?")
+            args += [int(m.group(1)), int(m.group(2))]
+        elif key == "is" and value.lower() in ("fav", "favourite", "favorite"):
+            where.append("favourite = 1")
+        elif key == "neg" and value:
+            fts.append("negative_prompt : " + _fts_phrase(value, True))
+        elif phrase:
+            fts.append("prompt : " + _fts_phrase(phrase, False))
+        else:
+            text = word or f"{key}:{value}"
+            terms = re.findall(r"\w+", text)
+            fts += ["prompt : " + _fts_phrase(t, True) for t in terms]
+    if fts:
+        where.append("id IN (SELECT rowid FROM images_fts WHERE images_fts MATCH ?)")
+        args.append(" AND ".join(fts))
+    return where, args

@@ -1,0 +1,152 @@
+"""The AUTOMATIC1111 web UI's `parameters` text (its forks read and write it too), e.g.
+
+    a cat, "best" quality
+    Negative prompt: blurry
+    Steps: 20, Sampler: Euler a, CFG scale: 7, Seed: 123, Size: 512x512, Model: demo
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sdstudio import __version__
+from sdstudio.core.errors import UserError
+from sdstudio.core.png.parameters import MetadataError, Parameters
+
+if TYPE_CHECKING:
+    from sdstudio.core.request import GenerationRequest
+
+PARAMETERS_KEY = "parameters"
+NEGATIVE_MARKER = "Negative prompt:"
+VERSION = f"sdstudio {__version__}"
+MAX_SETTINGS_LINE = 1 << 16  # a longer last line is prompt text, not settings (A1111's are < 4 KB)
+
+# A1111's pattern for one `Key: value` item of the last line (value JSON-quoted or up to `,`),
+#   \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)
+# used with findall, costs the square of a run of key characters without a colon (every start
+# position rescans the run). This one finds the same items in linear time: the key run is
+# possessive (giving back never helps: a shorter key is followed by a key character, not `:`),
+# and a failed start consumes its whole run (`\w[\w \-/]*+`) or one character, because a start
+# inside the same run ends at the same place and fails the same way. Group 1 is empty for those.
+_ITEM_RE = re.compile(
+    r'\s*+(?:(\w[\w \-/]++):\s*("(?:\\.|[^\\"])++"|[^,]*)(?:,|$)|\w[\w \-/]*+|(?s:.)|$)')
+
+
+def quote(value: str) -> str:
+    """A1111's rule: a value holding `,` `:` or a newline is written as a JSON string."""
+    if "," not in value and ":" not in value and "\n" not in value and not value.startswith('"'):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        try:
+            out = json.loads(value)
+        except (ValueError, RecursionError):
+            return value
+        return out if isinstance(out, str) else value
+    return value
+
+
+def format_number(value: float) -> str:
+    """7.0 -> '7', 7.5 -> '7.5' (shortest exact form)."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def model_name(model: str) -> str:
+    """What A1111 writes as `Model`: the checkpoint's name without folder or extension."""
+    p = Path(model)
+    if p.suffix.lower() in (".safetensors", ".ckpt", ".pt", ".bin"):
+        return p.stem
+    if p.is_absolute() or model.startswith((".", "~")) or p.is_dir():
+        return p.name or model  # a diffusers folder
+    return model  # "demo" or a Hugging Face id like "runwayml/stable-diffusion-v1-5"
+
+
+def settings_for(
+    request: GenerationRequest, seed: int, model_hash: str | None = None
+) -> dict[str, str]:
+    """The `Key: value` items of the last line, in A1111's order."""
+    from sdstudio.core.schedulers import get_sampler
+
+    sampler = request.scheduler
+    schedule = None
+    try:
+        spec = get_sampler(request.scheduler)
+        sampler, schedule = spec.name, spec.schedule_type
+        if schedule and sampler.endswith(" " + schedule):
+            sampler = sampler[: -len(schedule) - 1]
+    except UserError:
+        pass
+    items: dict[str, str | None] = {
+        "Steps": str(request.steps),
+        "Sampler": sampler,
+        "Schedule type": schedule,
+        "CFG scale": format_number(request.guidance),
+        "Seed": str(seed),
+        "Size": f"{request.width}x{request.height}",
+        "Model hash": model_hash[:10] if model_hash else None,
+        "Model": model_name(request.model),
+        "Denoising strength": format_number(request.strength) if request.init_image else None,
+        "Version": VERSION,
+    }
+    return {k: v for k, v in items.items() if v is not None}
+
+
+def format_settings(settings: dict[str, str]) -> str:
+    return ", ".join(f"{k}: {quote(v)}" for k, v in settings.items())
+
+
+def format_parameters(
+    request: GenerationRequest, seed: int, model_hash: str | None = None
+) -> str:
+    """The `parameters` text exactly as A1111 lays it out."""
+    text = request.prompt
+    if request.negative_prompt:
+        text += f"\n{NEGATIVE_MARKER} {request.negative_prompt}"
+    return f"{text}\n{format_settings(settings_for(request, seed, model_hash))}"
+
+
+def _items(line: str) -> list[tuple[str, str]]:
+    return [(m[1], m[2]) for m in _ITEM_RE.finditer(line) if m[1]]
+
+
+def parse_settings(line: str) -> dict[str, str]:
+    return {k.strip(): unquote(v.strip()) for k, v in _items(line)}
+
+
+def parse_parameters(text: str) -> Parameters:
+    """Parse A1111 `parameters` text (ours, A1111's and its forks'). Raises only MetadataError."""
+    if not isinstance(text, str):
+        raise MetadataError("The image parameters are not text.")
+    try:
+        return _parse_parameters(text)
+    except Exception as exc:  # the promise: never anything but a clear parse error
+        raise MetadataError(f"The image parameters could not be read ({exc}).") from exc
+
+
+def _parse_parameters(text: str) -> Parameters:
+    *lines, last = text.rstrip("\r\n\t ").split("\n")
+    items = _items(last) if len(last) <= MAX_SETTINGS_LINE else []
+    if len(items) < 3:  # A1111's test for "this is the settings line"
+        lines.append(last)
+        items = []
+    prompt: list[str] = []
+    negative: list[str] = []
+    target = prompt
+    for line in lines:
+        if target is prompt and line.startswith(NEGATIVE_MARKER):
+            target = negative
+            line = line[len(NEGATIVE_MARKER):]
+            line = line[1:] if line.startswith(" ") else line
+        target.append(line)
+    return Parameters(
+        prompt="\n".join(prompt),
+        negative_prompt="\n".join(negative),
+        settings={k.strip(): unquote(v.strip()) for k, v in items},
+        text=text,
+    )
