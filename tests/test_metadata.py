@@ -226,7 +226,7 @@ def test_read_comfyui_png(tmp_path):
     assert (p.prompt, p.negative_prompt) == ("beautiful scenery", "text, watermark")
     assert (p.seed, p.steps, p.cfg, p.size, p.model) == (156680208700286, 20, 8.0, (512, 640),
                                                         "v1-5-pruned-emaonly")
-    assert p.settings["Sampler"] == "euler"
+    assert p.settings["Sampler"] == "Euler"  # ComfyUI's "euler" + "normal", as our menu names it
 
 
 def test_read_invokeai_png(tmp_path):

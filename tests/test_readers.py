@@ -11,7 +11,7 @@ import pytest
 import readers_samples as samples
 from PIL import Image, PngImagePlugin
 
-from sdstudio.core import metadata
+from sdstudio.core import png as metadata
 from sdstudio.core.png.readers import (
     image_chunks,
     read_metadata,

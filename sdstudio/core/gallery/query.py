@@ -17,7 +17,7 @@ from sdstudio.core.errors import UserError
 MAX_QUERY = 1000  # characters: a search longer than this is a paste accident
 _TOKEN = re.compile(r'(\w++):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
 _INT_KEYS = {"seed": "seed", "steps": "steps"}
-_LIKE_KEYS = {"model": "model", "sampler": "sampler"}
+_LIKE_KEYS = {"model": "model", "sampler": "sampler", "tool": "source"}  # tool:comfyui
 _INT64 = 1 << 63
 
 

@@ -400,7 +400,7 @@ class Gallery:
         offset: int = 0,
     ) -> list[GalleryImage]:
         """Images matching `query`: prompt words, "a phrase", seed:123, model:name, sampler:x,
-        steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav."""
+        steps:20, cfg:7, size:512x512, neg:word (negative prompt), tool:comfyui, is:fav."""
         sql, args = self._select(_COLUMNS, query, favourites_only, newest_first, limit, offset)
         with self._lock, _search_errors():
             rows = self._db.execute(sql, args).fetchall()

@@ -1,7 +1,8 @@
 """Reading and writing PNG files with generation parameters.
 
 `parameters_from_info` is the one place where a PNG's text chunks become `Parameters`: our own
-record first, then A1111's text, then other tools' chunks. Reading never decodes pixels, caps what
+record first, then whichever tool's format the readers (core/png/readers) recognise, A1111's
+text last. Reading never decodes pixels, caps what
 it reads, and raises only MetadataError, whatever the file holds.
 """
 
@@ -16,7 +17,6 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.png import other_tools
 from sdstudio.core.png.a1111 import PARAMETERS_KEY, parse_parameters
 from sdstudio.core.png.parameters import MetadataError, Parameters
 from sdstudio.core.png.record import SDSTUDIO_KEY, build_pnginfo, parse_record
@@ -43,9 +43,14 @@ def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
         p = parse_record(ours, text)
         if p is not None:
             return p
-    if isinstance(text, str):
-        return parse_parameters(text)
-    return other_tools.parameters_from_other_tools(info)
+    from sdstudio.core.png.readers import read_metadata, to_parameters  # they import this package
+
+    found = read_metadata(info)
+    if found is None:
+        return None
+    if found.source == "a1111" and isinstance(text, str):
+        return parse_parameters(text)  # A1111's own items, exactly as written
+    return to_parameters(found)
 
 
 def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, int]]:

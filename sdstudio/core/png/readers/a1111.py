@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from sdstudio.core import metadata
+from sdstudio.core.png.a1111 import parse_parameters
+from sdstudio.core.png.parameters import MetadataError
 from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata
 from sdstudio.core.png.readers.values import (
     as_float,
@@ -34,8 +35,8 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     if text.lstrip().startswith("{") and load_json(text) is not None:
         return None  # JSON (Fooocus, SwarmUI): not A1111 text
     try:
-        p = metadata.parse_parameters(text)
-    except metadata.MetadataError:
+        p = parse_parameters(text)
+    except MetadataError:
         return None
     return from_a1111(p.prompt, p.negative_prompt, p.settings)
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from sdstudio.core.png.readers import comfyui_workflow
 from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata, short_text
-from sdstudio.core.png.readers.samplers import sampler_display_name
 from sdstudio.core.png.readers.values import (
     as_float,
     as_int,
@@ -73,10 +72,7 @@ def read_graph(graph: dict[str, dict[str, Any]]) -> ParsedMetadata | None:
     primary = base or final
     s = g.sampler_fields(primary)
     out.seed, out.steps, out.cfg = s["seed"], s["steps"], s["cfg"]
-    out.sampler_raw, out.scheduler = s["sampler"], s["scheduler"]
-    out.sampler, known = sampler_display_name(s["sampler"], s["scheduler"])
-    if s["sampler"] and not known:
-        out.notices.append(f"ComfyUI sampler {out.sampler!r} has no equivalent in our menu.")
+    out.set_sampler(s["sampler"], s["scheduler"], "ComfyUI")
     out.prompt = "\n".join(g.texts(s["positive"], "positive"))
     out.negative_prompt = "\n".join(g.texts(s["negative"], "negative"))
     out.model, model_file, out.loras = g.model(s["model"])

@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata, short_text
+from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata
 from sdstudio.core.png.readers.values import (
     MAX_TEXT,
     as_float,
@@ -65,7 +65,5 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
         out.hires = Hires(width=positive(as_int(v2.get("hiresFixStartWidth"))),
                           height=positive(as_int(v2.get("hiresFixStartHeight"))),
                           denoise=as_float(v2.get("hiresFixStrength")))
-    for key, value in list(data.items())[:200]:
-        if key not in _MAPPED and value not in (None, "", [], {}):
-            out.extra[str(key)[:100]] = short_text(value, 500)
+    out.keep_unmapped(data, _MAPPED)
     return out

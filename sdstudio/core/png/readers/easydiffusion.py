@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sdstudio.core.png.readers.model import Lora, ParsedMetadata
-from sdstudio.core.png.readers.samplers import sampler_display_name
 from sdstudio.core.png.readers.values import (
     as_float,
     as_int,
@@ -47,11 +46,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.seed = as_int(get("seed"))
     out.steps = positive(as_int(get("num_inference_steps")))
     out.cfg = as_float(get("guidance_scale"))
-    out.sampler_raw = as_text(get("sampler_name"), 100)
-    if out.sampler_raw:
-        out.sampler, known = sampler_display_name(out.sampler_raw)
-        if not known:
-            out.notices.append(f"Easy Diffusion sampler {out.sampler!r} is not in our menu.")
+    out.set_sampler(get("sampler_name"), "", "Easy Diffusion")
     out.width, out.height = positive(as_int(get("width"))), positive(as_int(get("height")))
     out.model = model_stem(as_text(get("use_stable_diffusion_model"), 500))
     skip = as_int(get("clip_skip"))

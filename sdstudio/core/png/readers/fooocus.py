@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sdstudio.core.png.readers.model import Lora, ParsedMetadata, short_text
-from sdstudio.core.png.readers.samplers import sampler_display_name
+from sdstudio.core.png.readers.model import Lora, ParsedMetadata
 from sdstudio.core.png.readers.values import (
     as_float,
     as_int,
@@ -39,11 +38,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.seed = as_int(data.get("seed"))
     out.steps = positive(as_int(data.get("steps")))
     out.cfg = as_float(data.get("guidance_scale"))
-    out.sampler_raw, out.scheduler = as_text(data.get("sampler"), 100), \
-        as_text(data.get("scheduler"), 100)
-    out.sampler, known = sampler_display_name(out.sampler_raw, out.scheduler)
-    if out.sampler_raw and not known:
-        out.notices.append(f"Fooocus sampler {out.sampler!r} has no equivalent in our menu.")
+    out.set_sampler(data.get("sampler"), data.get("scheduler"), "Fooocus")
     size = as_size(data.get("resolution"))
     if size:
         out.width, out.height = size
@@ -53,9 +48,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     skip = as_int(data.get("clip_skip"))
     out.clip_skip = skip if skip and skip > 1 else None
     out.version = as_text(data.get("version"), 100)
-    for key, value in list(data.items())[:200]:
-        if key not in _MAPPED and value not in (None, "", [], "None"):
-            out.extra[str(key)[:100]] = short_text(value, 2000)
+    out.keep_unmapped(data, _MAPPED, limit=2000)
     return out
 
 

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata, short_text
-from sdstudio.core.png.readers.samplers import sampler_display_name
 from sdstudio.core.png.readers.values import (
     MAX_PROMPT,
     as_float,
@@ -43,10 +42,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
 
 
 def _sampler(out: ParsedMetadata, name: Any) -> None:
-    out.sampler_raw = as_text(name, 100)
-    out.sampler, known = sampler_display_name(out.sampler_raw)
-    if out.sampler_raw and not known:
-        out.notices.append(f"InvokeAI scheduler {out.sampler_raw!r} has no equivalent in our menu.")
+    out.set_sampler(name, "", "InvokeAI")  # InvokeAI's schedulers name the sampler and schedule
 
 
 def _model_name(model: Any) -> tuple[str, str]:
@@ -85,9 +81,7 @@ def _read_v3(meta: dict[str, Any]) -> ParsedMetadata:
     for key in ("positive_style_prompt", "negative_style_prompt"):
         if as_text(meta.get(key)):
             out.extra[key] = as_text(meta.get(key), 2000)
-    for key, value in list(meta.items())[:200]:
-        if key not in _V3_MAPPED and value not in (None, "", [], {}):
-            out.extra[str(key)[:100]] = short_text(value, 500)
+    out.keep_unmapped(meta, _V3_MAPPED)
     return out
 
 

@@ -60,6 +60,25 @@ class ParsedMetadata:
             return (self.width, self.height)
         return None
 
+    def set_sampler(self, sampler: Any, scheduler: Any = "", tool: str = "This tool's") -> None:
+        """Keep the tool's sampler words and our display name for them (a notice if unknown)."""
+        from sdstudio.core.png.readers.samplers import sampler_display_name
+
+        self.sampler_raw = sampler.strip()[:100] if isinstance(sampler, str) else ""
+        self.scheduler = scheduler.strip()[:100] if isinstance(scheduler, str) else ""
+        if not self.sampler_raw:
+            return
+        self.sampler, known = sampler_display_name(self.sampler_raw, self.scheduler)
+        if not known:
+            self.notices.append(f"{tool} sampler {self.sampler!r} has no equivalent in our menu.")
+
+    def keep_unmapped(self, data: dict[Any, Any], mapped: set[str], *, prefix: str = "",
+                      limit: int = 500) -> None:
+        """Put what a reader did not map into `extra`, as short text (the first 200 keys)."""
+        for key, value in list(data.items())[:200]:
+            if key not in mapped and value not in (None, "", [], {}, "None"):
+                self.extra[f"{prefix}{str(key)[:100]}"] = short_text(value, limit)
+
     def mapped_fields(self) -> list[str]:
         """Names of the main fields this image filled (for reports and tests)."""
         names = ("prompt", "negative_prompt", "seed", "steps", "sampler", "scheduler", "cfg",

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sdstudio.core.png.readers.model import ParsedMetadata, short_text
-from sdstudio.core.png.readers.samplers import sampler_display_name
+from sdstudio.core.png.readers.model import ParsedMetadata
 from sdstudio.core.png.readers.values import as_float, as_int, as_text, load_object, positive
 
 _MAPPED = {"prompt", "uc", "seed", "steps", "scale", "sampler", "noise_schedule", "width",
@@ -28,12 +27,7 @@ def read(chunks: Mapping[str, str], size: tuple[int, int] | None = None) -> Pars
     out.seed = as_int(comment.get("seed"))
     out.steps = positive(as_int(comment.get("steps")))
     out.cfg = as_float(comment.get("scale"))
-    out.sampler_raw = as_text(comment.get("sampler"), 100)
-    out.scheduler = as_text(comment.get("noise_schedule"), 100)
-    if out.sampler_raw:
-        out.sampler, known = sampler_display_name(out.sampler_raw, out.scheduler)
-        if not known:
-            out.notices.append(f"NovelAI sampler {out.sampler!r} has no equivalent in our menu.")
+    out.set_sampler(comment.get("sampler"), comment.get("noise_schedule"), "NovelAI")
     w, h = positive(as_int(comment.get("width"))), positive(as_int(comment.get("height")))
     if not (w and h) and size:
         w, h = size
@@ -42,9 +36,7 @@ def read(chunks: Mapping[str, str], size: tuple[int, int] | None = None) -> Pars
     if strength is not None and strength < 1 and comment.get("request_type") == "Img2ImgRequest":
         out.strength = strength
     out.version = software
-    for key, value in list(comment.items())[:200]:
-        if key not in _MAPPED and value not in (None, "", [], {}):
-            out.extra[str(key)[:100]] = short_text(value, 500)
+    out.keep_unmapped(comment, _MAPPED)
     return out
 
 

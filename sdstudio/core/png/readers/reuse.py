@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.core import metadata
+from sdstudio.core.png.a1111 import NEGATIVE_MARKER, format_number, format_settings
+from sdstudio.core.png.parameters import Parameters
 from sdstudio.core.png.readers.model import ParsedMetadata
 from sdstudio.core.png.readers.samplers import menu_sampler
 
@@ -69,17 +70,17 @@ def to_request(p: ParsedMetadata, base: GenerationRequest | None = None
     return request, notices
 
 
-def to_parameters(p: ParsedMetadata) -> metadata.Parameters:
+def to_parameters(p: ParsedMetadata) -> Parameters:
     """The A1111-shaped Parameters the gallery and viewer show and index."""
     settings = a1111_settings(p)
-    return metadata.Parameters(prompt=p.prompt, negative_prompt=p.negative_prompt,
+    return Parameters(prompt=p.prompt, negative_prompt=p.negative_prompt,
                                settings=settings, source=p.source,
-                               text=metadata.format_settings(settings))
+                               text=format_settings(settings))
 
 
 def a1111_settings(p: ParsedMetadata) -> dict[str, str]:
     """The `Key: value` items of A1111's last line for these settings, in A1111's order."""
-    num = metadata.format_number
+    num = format_number
     items: dict[str, str | None] = {
         "Steps": str(p.steps) if p.steps else None,
         "Sampler": p.sampler or None,
@@ -111,5 +112,5 @@ def to_a1111_text(p: ParsedMetadata) -> str:
     """'Copy parameters': A1111's layout, which every other tool's paste understands."""
     text = p.prompt
     if p.negative_prompt:
-        text += f"\n{metadata.NEGATIVE_MARKER} {p.negative_prompt}"
-    return f"{text}\n{metadata.format_settings(a1111_settings(p))}"
+        text += f"\n{NEGATIVE_MARKER} {p.negative_prompt}"
+    return f"{text}\n{format_settings(a1111_settings(p))}"

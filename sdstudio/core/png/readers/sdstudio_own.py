@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sdstudio.core import metadata
+from sdstudio.core.png.a1111 import PARAMETERS_KEY
+from sdstudio.core.png.parameters import MetadataError
 from sdstudio.core.png.readers import a1111
 from sdstudio.core.png.readers.model import ParsedMetadata
+from sdstudio.core.png.record import SDSTUDIO_KEY, parse_record
 
 
 def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
-    if metadata.SDSTUDIO_KEY not in chunks:
+    ours = chunks.get(SDSTUDIO_KEY)
+    if not isinstance(ours, str):
         return None
-    subset = {k: chunks[k] for k in (metadata.SDSTUDIO_KEY, metadata.PARAMETERS_KEY) if k in chunks}
+    text = chunks.get(PARAMETERS_KEY)
     try:
-        p = metadata.parameters_from_info(subset)
-    except metadata.MetadataError:
+        p = parse_record(ours, text if isinstance(text, str) else None)
+    except MetadataError:
         return None
-    if p is None or p.source != "sdstudio":
+    if p is None:
         return None
     out = a1111.from_a1111(p.prompt, p.negative_prompt, p.settings, source="sdstudio")
     if out is not None and p.request:

@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata, short_text
-from sdstudio.core.png.readers.samplers import sampler_display_name
+from sdstudio.core.png.readers.model import Hires, Lora, ParsedMetadata
 from sdstudio.core.png.readers.values import (
     as_float,
     as_int,
@@ -36,12 +35,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.seed = as_int(params.get("seed"))
     out.steps = positive(as_int(params.get("steps")))
     out.cfg = as_float(params.get("cfgscale"))
-    out.sampler_raw = as_text(params.get("sampler"), 100)
-    out.scheduler = as_text(params.get("scheduler"), 100)
-    if out.sampler_raw:
-        out.sampler, known = sampler_display_name(out.sampler_raw, out.scheduler)
-        if not known:
-            out.notices.append(f"SwarmUI sampler {out.sampler!r} has no equivalent in our menu.")
+    out.set_sampler(params.get("sampler"), params.get("scheduler"), "SwarmUI")
     out.width, out.height = positive(as_int(params.get("width"))), \
         positive(as_int(params.get("height")))
     model = as_text(params.get("model"), 500)
@@ -60,13 +54,9 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
                           denoise=as_float(params.get("refinercontrolpercentage")),
                           upscaler=as_text(params.get("refinerupscalemethod"), 100))
     out.version = as_text(params.get("swarm_version"), 100)
-    for key, value in list(params.items())[:200]:
-        if key not in _MAPPED and value not in (None, "", [], {}):
-            out.extra[str(key)[:100]] = short_text(value, 500)
-    extra = data.get("sui_extra_data")
-    if isinstance(extra, dict):
-        for key, value in list(extra.items())[:50]:
-            out.extra[f"extra.{str(key)[:100]}"] = short_text(value, 500)
+    out.keep_unmapped(params, _MAPPED)
+    if isinstance(data.get("sui_extra_data"), dict):
+        out.keep_unmapped(data["sui_extra_data"], set(), prefix="extra.")
     return out
 
 

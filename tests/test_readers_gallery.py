@@ -1,0 +1,65 @@
+"""The gallery indexes and searches other tools' PNGs through the readers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import readers_samples as samples
+from PIL import Image, PngImagePlugin
+
+from sdstudio.core.gallery import Gallery
+from sdstudio.core.png import io
+
+REAL = Path(__file__).parent / "fixtures" / "readers" / "sd-parsers"
+
+
+def _png(path: Path, chunks: dict[str, str], size=(16, 16)) -> Path:
+    info = PngImagePlugin.PngInfo()
+    for k, v in chunks.items():
+        info.add_text(k, v)
+    Image.new("RGB", size, "gray").save(path, pnginfo=info)
+    return path
+
+
+def test_foreign_pngs_are_indexed_and_searchable(tmp_path):
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    for name in ("fooocus1_cropped.png", "noisy_latents_3_subjects_cropped.png",
+                 "invokeai_imeta1.png", "novelai1_cropped.png"):
+        shutil.copy(REAL / name, folder / name)
+    _png(folder / "swarm.png", samples.swarmui())
+    _png(folder / "nai4.png", samples.novelai_v4(), size=(832, 1216))
+    _png(folder / "flow.png", samples.comfy_workflow_only())
+    g = Gallery(folder)
+    try:
+        g.sync()
+        assert g.count() == 7
+        [fooocus] = g.search("goldfish")
+        assert (fooocus.seed, fooocus.sampler, fooocus.width, fooocus.height) == (
+            6952411511246973023, "DPM++ 2M SDE Karras", 768, 1280)
+        [swarm] = g.search("seed:305223794")
+        assert (swarm.prompt, swarm.model, swarm.cfg) == (
+            "A Close-Up photograph of a 25 year old Asian woman", "flux1-dev-fp8", 1.0)
+        assert {Path(i.file).name for i in g.search("tool:novelai")} == {
+            "novelai1_cropped.png", "nai4.png"}
+        assert [Path(i.file).name for i in g.search("tool:comfyui model:Anything")] == [
+            "noisy_latents_3_subjects_cropped.png"]
+        [flow] = g.search("cabin")
+        assert (flow.sampler, flow.steps, flow.model) == ("Euler a", 25, "dreamshaper_8")
+        assert [Path(i.file).name for i in g.search("sampler:euler tool:invokeai")] == [
+            "invokeai_imeta1.png"]
+        params = g.parameters(folder / "swarm.png")
+        request = params.to_request()  # the gallery's "reuse" path
+        assert (request.seed, request.steps, request.scheduler) == (305223794, 25, "Euler")
+    finally:
+        g.close()
+
+
+def test_json_in_parameters_is_not_taken_for_a_prompt(tmp_path):
+    """The issue's complaint: Fooocus and SwarmUI JSON came back as the 'prompt'."""
+    path = _png(tmp_path / "x.png", samples.swarmui())
+    p = io.read_png(path)
+    assert p.source == "swarmui" and not p.prompt.startswith("{")
+    assert json.loads(json.dumps(p.settings))["Seed"] == "305223794"
