@@ -63,3 +63,22 @@ def test_json_in_parameters_is_not_taken_for_a_prompt(tmp_path):
     p = io.read_png(path)
     assert p.source == "swarmui" and not p.prompt.startswith("{")
     assert json.loads(json.dumps(p.settings))["Seed"] == "305223794"
+
+
+def test_dropping_a_comfyui_png_on_the_window_reuses_its_settings(qtbot, tmp_path):
+    """As a user: drag another tool's PNG onto the gallery panel, choose "reuse"."""
+    from sdstudio.ui.gallery_panel import GalleryPanel
+
+    panel = GalleryPanel()
+    qtbot.addWidget(panel)
+    try:
+        dropped = _png(tmp_path / "comfy.png", samples.comfy_sdxl_loras())
+        panel.ask_drop = lambda path, params: "reuse"
+        with qtbot.waitSignal(panel.reuseRequested) as blocker:
+            assert panel.handle_drop(str(dropped))
+        req = blocker.args[0]
+        assert (req.prompt, req.negative_prompt, req.seed, req.steps, req.guidance) == (
+            "a lighthouse at dusk, volumetric light", "blurry, lowres", 918273645, 30, 6.5)
+        assert (req.scheduler, req.width, req.height) == ("DPM++ 2M Karras", 832, 1216)
+    finally:
+        panel.shutdown()

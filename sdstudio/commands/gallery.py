@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_list, query="")
 
     q = gsub.add_parser("search", help='find images: words, "a phrase", seed:123, model:name, '
-                                       "sampler:x, steps:20, cfg:7, size:512x512, neg:word, is:fav")
+                                       "sampler:x, steps:20, cfg:7, size:512x512, neg:word, "
+                                       "tool:comfyui, is:fav")
     q.add_argument("query")
     folder_arg(q)
     q.set_defaults(func=run_list)
