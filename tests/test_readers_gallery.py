@@ -82,3 +82,16 @@ def test_dropping_a_comfyui_png_on_the_window_reuses_its_settings(qtbot, tmp_pat
         assert (req.scheduler, req.width, req.height) == ("DPM++ 2M Karras", 832, 1216)
     finally:
         panel.shutdown()
+
+
+def test_jpeg_and_webp_parameters_are_read(tmp_path):
+    """A1111 and SwarmUI JPEG/WebP keep their parameters in the EXIF UserComment."""
+    a1111 = REAL / "automatic1111_cropped.jpg"
+    p = io.read_png(a1111)
+    assert (p.prompt, p.seed, p.sampler, p.size) == ("photo of a duck", 235284042, "UniPC",
+                                                     (512, 400))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + samples.swarmui()["parameters"].encode(
+        "utf-16-be")
+    Image.new("RGB", (16, 16)).save(tmp_path / "s.webp", exif=exif)
+    assert io.read_png(tmp_path / "s.webp").source == "swarmui"

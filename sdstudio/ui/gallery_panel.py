@@ -404,7 +404,8 @@ class GalleryPanel(QWidget):
         """A PNG with SD parameters dropped on the window: offer to reuse them. False when the
         file has none (the window then treats it as any image)."""
         try:
-            params = read_png(path) if path.lower().endswith(".png") else None
+            params = read_png(path) if path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) \
+                else None
         except MetadataError as exc:
             self.errorOccurred.emit(str(exc))
             return True

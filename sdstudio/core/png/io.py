@@ -54,7 +54,8 @@ def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
 
 
 def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, int]]:
-    """The text chunks and size of a PNG, without decoding its pixels. Raises only MetadataError."""
+    """The text chunks and size of a PNG (for a JPEG or WebP: its EXIF UserComment and XMP
+    texts), without decoding its pixels. Raises only MetadataError."""
     name = display_name(path)
     try:
         with open(path, "rb") as f:
@@ -79,8 +80,12 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
     except Image.UnidentifiedImageError as exc:
         raise MetadataError(f"{name} is not an image, or is too damaged to read.") from exc
     with im:
+        if im.format in ("JPEG", "WEBP"):  # A1111, SwarmUI, Fooocus: EXIF UserComment; XMP
+            from sdstudio.core.png.readers import image_chunks
+
+            return image_chunks(im), im.size
         if im.format != "PNG":
-            raise MetadataError(f"{name} is a {im.format} image, not a PNG.")
+            raise MetadataError(f"{name} is a {im.format} image, not a PNG, JPEG or WebP.")
         info, size = dict(im.info), im.size
     for key, value in info.items():
         if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
