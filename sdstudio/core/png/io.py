@@ -17,7 +17,7 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.png.a1111 import PARAMETERS_KEY, parse_parameters
+from sdstudio.core.png.a1111 import PARAMETERS_KEY
 from sdstudio.core.png.parameters import MetadataError, Parameters
 from sdstudio.core.png.record import SDSTUDIO_KEY, build_pnginfo, parse_record
 
@@ -46,11 +46,7 @@ def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
     from sdstudio.core.png.readers import read_metadata, to_parameters  # they import this package
 
     found = read_metadata(info)
-    if found is None:
-        return None
-    if found.source == "a1111" and isinstance(text, str):
-        return parse_parameters(text)  # A1111's own items, exactly as written
-    return to_parameters(found)
+    return to_parameters(found) if found is not None else None
 
 
 def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, int]]:

@@ -74,4 +74,5 @@ def from_a1111(prompt: str, negative: str, s: Mapping[str, str],
                           upscaler=s.get("Hires upscaler", ""))
         out.strength = None  # in A1111 text the denoising strength is the hires pass's
     out.extra = {k: v[:2000] for k, v in list(s.items())[:200] if k not in _MAPPED}
+    out.a1111_items = dict(s)
     return out

@@ -51,6 +51,7 @@ class ParsedMetadata:
     strength: float | None = None  # img2img denoising strength (< 1)
     clip_skip: int | None = None
     version: str = ""  # the tool's version, when it writes one
+    a1111_items: dict[str, str] = field(default_factory=dict)  # as written, when it was A1111 text
     extra: dict[str, str] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
 

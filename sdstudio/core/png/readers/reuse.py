@@ -73,12 +73,16 @@ def to_request(p: ParsedMetadata, base: GenerationRequest | None = None
 def to_parameters(p: ParsedMetadata) -> Parameters:
     """The A1111-shaped Parameters the gallery and viewer show and index; what no field maps
     is kept as further items, so it is still shown."""
-    settings = a1111_settings(p)
-    for key, value in list(p.extra.items())[:100]:
-        settings.setdefault(key, value[:500])
-    return Parameters(prompt=p.prompt, negative_prompt=p.negative_prompt,
-                               settings=settings, source=p.source,
-                               text=format_settings(settings))
+    if p.a1111_items:  # A1111 text: its own items, exactly as written
+        settings = dict(p.a1111_items)
+        if p.source not in ("a1111", "sdstudio"):
+            settings.setdefault("Source", p.source)
+    else:
+        settings = a1111_settings(p)
+        for key, value in list(p.extra.items())[:100]:
+            settings.setdefault(key, value[:500])
+    return Parameters(prompt=p.prompt, negative_prompt=p.negative_prompt, settings=settings,
+                      source=p.source)  # .text stays empty: the raw text is the file's
 
 
 def a1111_settings(p: ParsedMetadata) -> dict[str, str]:

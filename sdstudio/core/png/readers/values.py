@@ -24,8 +24,8 @@ def load_json(text: Any) -> Any:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError:
             return None
-    if not isinstance(text, str) or len(text) > MAX_TEXT:
-        return None
+    if not isinstance(text, str) or len(text) > MAX_TEXT or text.lstrip()[:1] not in ("{", "["):
+        return None  # only objects and lists are of use; A1111 text is turned away cheaply
     try:
         return json.loads(text)
     except (ValueError, RecursionError, MemoryError):
