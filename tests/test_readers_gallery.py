@@ -95,3 +95,29 @@ def test_jpeg_and_webp_parameters_are_read(tmp_path):
         "utf-16-be")
     Image.new("RGB", (16, 16)).save(tmp_path / "s.webp", exif=exif)
     assert io.read_png(tmp_path / "s.webp").source == "swarmui"
+
+
+def test_copy_parameters_of_a_comfyui_image_as_a1111_text(qtbot, tmp_path):
+    from PySide6.QtGui import QGuiApplication
+
+    from sdstudio.core.png import parse_parameters
+    from sdstudio.ui.gallery_panel import GalleryPanel
+
+    panel = GalleryPanel()
+    qtbot.addWidget(panel)
+    try:
+        path = _png(tmp_path / "c.png", samples.comfy_efficiency())
+        panel.do_action("copy_parameters", str(path))
+        back = parse_parameters(QGuiApplication.clipboard().text())
+        assert (back.prompt, back.negative_prompt, back.seed, back.steps, back.cfg) == (
+            "portrait of an old sailor, detailed skin", "cartoon, painting", 77, 28, 5.0)
+        assert (back.sampler, back.size, back.model) == ("DPM++ SDE Karras", (512, 640),
+                                                         "realisticVision_v51")
+        assert back.settings["Source"] == "comfyui"
+        plain = tmp_path / "plain.png"
+        Image.new("RGB", (8, 8)).save(plain)
+        with qtbot.waitSignal(panel.errorOccurred) as blocker:
+            panel.do_action("copy_parameters", str(plain))
+        assert "no generation parameters" in blocker.args[0]
+    finally:
+        panel.shutdown()

@@ -117,7 +117,12 @@ def a1111_settings(p: ParsedMetadata) -> dict[str, str]:
 
 def to_a1111_text(p: ParsedMetadata) -> str:
     """'Copy parameters': A1111's layout, which every other tool's paste understands."""
-    text = p.prompt
-    if p.negative_prompt:
-        text += f"\n{NEGATIVE_MARKER} {p.negative_prompt}"
-    return f"{text}\n{format_settings(a1111_settings(p))}"
+    return a1111_text(to_parameters(p))
+
+
+def a1111_text(params: Parameters) -> str:
+    """Parameters (any tool's, as the gallery reads them) laid out as A1111 writes them."""
+    text = params.prompt
+    if params.negative_prompt:
+        text += f"\n{NEGATIVE_MARKER} {params.negative_prompt}"
+    return f"{text}\n{format_settings(params.settings)}"
