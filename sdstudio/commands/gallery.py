@@ -64,6 +64,7 @@ def run_show(args: argparse.Namespace) -> int:
 
     from sdstudio.core.errors import UserError
     from sdstudio.core.png import display_name, read_png
+    from sdstudio.core.png.parameters import clean_text
 
     p = read_png(args.file)
     if p is None:
@@ -71,7 +72,7 @@ def run_show(args: argparse.Namespace) -> int:
     if args.json:
         data = {"source": p.source, "prompt": p.prompt, "negative_prompt": p.negative_prompt,
                 "settings": p.settings, "request": p.request, "record": p.record}
-        print(json.dumps(data, indent=2, ensure_ascii=False))
+        print(clean_text(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
         return 0
     print(p.prompt)
     if p.negative_prompt:

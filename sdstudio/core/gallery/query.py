@@ -13,21 +13,13 @@ import re
 from typing import Any
 
 from sdstudio.core.errors import UserError
+from sdstudio.core.png.parameters import clean_text
 
 MAX_QUERY = 1000  # characters: a search longer than this is a paste accident
 _TOKEN = re.compile(r'(\w++):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
 _INT_KEYS = {"seed": "seed", "steps": "steps"}
 _LIKE_KEYS = {"model": "model", "sampler": "sampler", "tool": "source"}  # tool:comfyui
 _INT64 = 1 << 63
-
-
-def clean_text(text: str) -> str:
-    """`text` as SQLite can store it: lone surrogates (from odd files or pastes) replaced."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def _fts_phrase(text: str, prefix: bool) -> str:

@@ -55,8 +55,8 @@ class Saver:
     Path written; it raises UserError when nothing was written."""
 
     def __init__(self, save: Callable[[PendingImage], GalleryImage | Path],
-                 rescue: Callable[[], Path] = rescue_dir) -> None:
-        self._save, self._rescue = save, rescue
+                 rescue: Callable[[], Path] | None = None) -> None:
+        self._save, self._rescue = save, rescue or (lambda: rescue_dir())
         self._lock = threading.Lock()
         self._kept: list[PendingImage] = []  # in memory: neither folder could take them
 

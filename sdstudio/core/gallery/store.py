@@ -32,9 +32,10 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.gallery.query import clean_text, parse_query
+from sdstudio.core.gallery.query import parse_query
 from sdstudio.core.paths import cache_dir, default_gallery_dir
 from sdstudio.core.png import MetadataError, Parameters, display_name, io
+from sdstudio.core.png.parameters import clean_text
 
 if TYPE_CHECKING:
     from sdstudio.core.request import GenerationRequest
@@ -512,8 +513,8 @@ _INT64 = 1 << 63
 def _row_values(path: Path, rel: str, st: os.stat_result) -> dict[str, Any]:
     """The index row of one PNG, read from its text chunks (no pixel decoding). Every value is
     made fit for its column: odd files hold any JSON (lists, NaN, 2**64, lone surrogates)."""
-    info, (w, h) = io.read_info(path)
-    p = io.parameters_from_info(info) or Parameters()
+    found, (w, h) = io.read_png_and_size(path)
+    p = found or Parameters()
     size = p.size or (w, h)
     created = _real(p.record.get("created") if isinstance(p.record, dict) else None)
     return {
@@ -559,7 +560,7 @@ def _key(rel: str) -> str:
 
 
 def _bad_name(rel: str) -> str:
-    return f"{_key(rel)} has a file name that is not valid UTF-8: rename it to list it."
+    return f"{display_name(rel)} has a file name that is not valid UTF-8: rename it to list it."
 
 
 def _describe_bad_file(rel: str, exc: BaseException) -> str:

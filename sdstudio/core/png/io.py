@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
 MAX_TEXT_CHUNK = 2 << 20  # characters; prompts are kilobytes, big ComfyUI graphs a few hundred
 _IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
 _TAIL = 1 << 16  # how far from the end an IEND chunk is looked for (some tools append bytes)
+# Reading never decodes pixels and decoding has its own caps (thumbnails.MAX_PIXELS), so Pillow's
+# "could be a decompression bomb" warning for a size it still opens is noise on the command line.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
 def display_name(path: str | os.PathLike[str]) -> str:
@@ -37,6 +41,11 @@ def display_name(path: str | os.PathLike[str]) -> str:
 
 def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
     """Parameters from a PNG's text chunks, preferring our exact record; None if there are none."""
+    p = _parameters_from_info(info)
+    return p.cleaned() if p is not None else None
+
+
+def _parameters_from_info(info: dict[str, Any]) -> Parameters | None:
     ours = info.get(SDSTUDIO_KEY)
     text = info.get(PARAMETERS_KEY)
     if isinstance(ours, str):
@@ -103,8 +112,19 @@ def _has_end(f: IO[bytes]) -> bool:
 
 def read_png(path: str | os.PathLike[str]) -> Parameters | None:
     """Generation parameters of a PNG; None for a PNG without any. Raises only MetadataError."""
-    info, _ = read_info(path)
-    return parameters_from_info(info)
+    return read_png_and_size(path)[0]
+
+
+def read_png_and_size(path: str | os.PathLike[str]) -> tuple[Parameters | None, tuple[int, int]]:
+    """Parameters and pixel size of a PNG; an error names the file."""
+    info, size = read_info(path)
+    try:
+        return parameters_from_info(info), size
+    except MetadataError as exc:
+        name = display_name(path)
+        if name in str(exc):
+            raise
+        raise MetadataError(f"{name}: {exc}") from exc
 
 
 def request_from_png(path: str | os.PathLike[str]) -> GenerationRequest:

@@ -18,6 +18,15 @@ class MetadataError(UserError):
     """A PNG or parameters text that cannot be read."""
 
 
+def clean_text(text: str) -> str:
+    """`text` fit to store or print: lone surrogates (from JSON escapes or pastes) replaced."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
+
+
 @dataclass
 class Parameters:
     """Generation parameters read from an image, whichever tool wrote them."""
@@ -29,6 +38,14 @@ class Parameters:
     request: dict[str, Any] | None = None  # our full request, when the `sdstudio` chunk exists
     record: dict[str, Any] = field(default_factory=dict)  # our reproducibility record
     text: str = ""  # the raw `parameters` text, if any
+
+    def cleaned(self) -> Parameters:
+        """The same, with every text fit to store or print (see clean_text)."""
+        self.prompt, self.negative_prompt = clean_text(self.prompt), clean_text(self.negative_prompt)
+        self.settings = {clean_text(k): clean_text(v) for k, v in self.settings.items()
+                         if isinstance(k, str) and isinstance(v, str)}
+        self.text = clean_text(self.text)
+        return self
 
     def _int(self, key: str) -> int | None:
         try:
