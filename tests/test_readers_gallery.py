@@ -121,3 +121,17 @@ def test_copy_parameters_of_a_comfyui_image_as_a1111_text(qtbot, tmp_path):
         assert "no generation parameters" in blocker.args[0]
     finally:
         panel.shutdown()
+
+
+def test_novelai_reuse_takes_the_image_size(tmp_path):
+    """NovelAI 3 leaves the size out of its Comment: the image's own is the size to reuse."""
+    path = tmp_path / "nai.png"
+    shutil.copy(REAL / "novelai1_cropped.png", path)
+    with Image.open(path) as im:
+        info = PngImagePlugin.PngInfo()
+        for k, v in im.info.items():
+            info.add_text(k, v)
+    Image.new("RGB", (640, 832)).save(path, pnginfo=info)
+    request = io.request_from_png(path)
+    assert (request.width, request.height, request.seed, request.scheduler) == (
+        640, 832, 2253955223, "Euler a")

@@ -39,13 +39,16 @@ def display_name(path: str | os.PathLike[str]) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
-    """Parameters from a PNG's text chunks, preferring our exact record; None if there are none."""
-    p = _parameters_from_info(info)
+def parameters_from_info(info: dict[str, Any],
+                         size: tuple[int, int] | None = None) -> Parameters | None:
+    """Parameters from a PNG's text chunks, preferring our exact record; None if there are none.
+    `size` (the image's) stands in where a format leaves the size out (NovelAI)."""
+    p = _parameters_from_info(info, size)
     return p.cleaned() if p is not None else None
 
 
-def _parameters_from_info(info: dict[str, Any]) -> Parameters | None:
+def _parameters_from_info(info: dict[str, Any],
+                          size: tuple[int, int] | None) -> Parameters | None:
     ours = info.get(SDSTUDIO_KEY)
     text = info.get(PARAMETERS_KEY)
     if isinstance(ours, str):
@@ -54,7 +57,7 @@ def _parameters_from_info(info: dict[str, Any]) -> Parameters | None:
             return p
     from sdstudio.core.png.readers import read_metadata, to_parameters  # they import this package
 
-    found = read_metadata(info)
+    found = read_metadata(info, size)
     return to_parameters(found) if found is not None else None
 
 
@@ -119,7 +122,7 @@ def read_png_and_size(path: str | os.PathLike[str]) -> tuple[Parameters | None, 
     """Parameters and pixel size of a PNG; an error names the file."""
     info, size = read_info(path)
     try:
-        return parameters_from_info(info), size
+        return parameters_from_info(info, size), size
     except MetadataError as exc:
         name = display_name(path)
         if name in str(exc):
