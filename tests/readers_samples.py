@@ -27,7 +27,7 @@ def comfy_sdxl_loras() -> dict[str, str]:
         "6": {"class_type": "CLIPTextEncodeSDXL", "inputs": {
             "width": 4096, "height": 4096, "crop_w": 0, "crop_h": 0, "target_width": 4096,
             "target_height": 4096, "text_g": "a lighthouse at dusk, volumetric light",
-            "text_l": "a lighthouse at dusk, volumetric light", "clip": ["12", 0]}},
+            "text_l": "film photo, 35mm", "clip": ["12", 0]}},
         "7": {"class_type": "CLIPTextEncode",
               "inputs": {"text": "blurry, lowres", "clip": ["12", 0]}},
         "5": {"class_type": "EmptyLatentImage",
@@ -37,7 +37,8 @@ def comfy_sdxl_loras() -> dict[str, str]:
             "seed": ["20", 0], "steps": 30, "cfg": 6.5, "sampler_name": "dpmpp_2m",
             "scheduler": "karras", "denoise": 1.0, "model": ["11", 0], "positive": ["6", 0],
             "negative": ["7", 0], "latent_image": ["5", 0]}},
-        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "13": {"class_type": "VAELoader", "inputs": {"vae_name": "sdxl_vae.safetensors"}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["13", 0]}},
         "9": {"class_type": "SaveImage",
               "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}},
     }

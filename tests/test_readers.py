@@ -151,6 +151,7 @@ def test_comfyui_sdxl_lora_chain_primitive_seed_and_clip_skip():
     assert (p.seed, p.steps, p.cfg, p.sampler, p.size) == (918273645, 30, 6.5, "DPM++ 2M Karras",
                                                            (832, 1216))
     assert p.model == "juggernautXL_v9" and p.clip_skip == 2
+    assert (p.extra["prompt_l"], p.extra["vae"]) == ("film photo, 35mm", "sdxl_vae.safetensors")
     assert [(lo.name, lo.weight) for lo in p.loras] == [("add-detail-xl", 0.8), ("film_grain", 0.35)]
 
 

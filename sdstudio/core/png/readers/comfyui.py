@@ -75,6 +75,13 @@ def read_graph(graph: dict[str, dict[str, Any]]) -> ParsedMetadata | None:
     out.set_sampler(s["sampler"], s["scheduler"], "ComfyUI")
     out.prompt = "\n".join(g.texts(s["positive"], "positive"))
     out.negative_prompt = "\n".join(g.texts(s["negative"], "negative"))
+    text_l = g.first_value(s["positive"], "text_l")  # SDXL's second text, when it differs
+    if isinstance(text_l, str) and text_l.strip() and text_l.strip() != out.prompt:
+        out.extra["prompt_l"] = as_text(text_l, 2000)
+    vaes = (g.value(g.inputs(n)["vae_name"]) for n in g.nodes if "vae_name" in g.inputs(n))
+    vae = next((v for v in vaes if isinstance(v, str) and v), "")
+    if vae:
+        out.extra["vae"] = as_text(vae, 500)
     out.model, model_file, out.loras = g.model(s["model"])
     if model_file and model_file != out.model:
         out.extra["model_file"] = model_file
@@ -432,6 +439,13 @@ class _Graph:
             skip = as_int(self.value(inputs.get("clip_skip")))
             if skip is not None:
                 return abs(skip) or None
+        return None
+
+    def first_value(self, ref: Any, key: str) -> Any:
+        """`key`'s value on the first node upstream of `ref` that has it."""
+        for nid in self.upstream_from(ref):
+            if key in self.inputs(nid):
+                return self.value(self.inputs(nid)[key])
         return None
 
     def upstream_from(self, ref: Any) -> Iterator[str]:
