@@ -29,8 +29,8 @@ MAX_NODES = 10_000
 _BUDGET = 2_000  # node visits per walk
 _VALUE_KEYS = ("value", "seed", "noise_seed", "int", "float", "number", "string", "text", "Text",
                "STRING", "INT", "FLOAT", "input")
-_TEXT_KEYS = ("text_g", "text", "t5xxl", "prompt", "populated_text", "wildcard_text", "text_positive",
-              "string", "clip_l")
+_TEXT_KEYS = ("text_g", "text", "t5xxl", "prompt", "populated_text", "wildcard_text",
+              "text_positive", "string", "clip_l")
 _MODEL_KEYS = ("ckpt_name", "base_ckpt_name", "unet_name", "model_name", "gguf_name")
 _LATENT_KEYS = ("latent_image", "samples", "latent", "samples_to", "pixels", "image", "images",
                 "LATENT", "input")
