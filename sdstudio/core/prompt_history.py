@@ -64,7 +64,8 @@ class PromptHistory:
 
     def _set_aside(self) -> None:
         try:
-            os.replace(self.path, self.path.with_name(self.path.name + f".damaged-{int(time.time())}"))
+            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+            os.replace(self.path, aside)
         except OSError:
             pass
 

@@ -50,7 +50,8 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.width, out.height = positive(as_int(get("width"))), positive(as_int(get("height")))
     out.model = model_stem(as_text(get("use_stable_diffusion_model"), 500))
     skip = as_int(get("clip_skip"))
-    out.clip_skip = 2 if get("clip_skip").lower() == "true" else (skip if skip and skip > 1 else None)
+    out.clip_skip = 2 if get("clip_skip").lower() == "true" else \
+        (skip if skip and skip > 1 else None)  # old versions: a checkbox for "clip skip 2"
     out.loras = _loras(get("use_lora_model"), get("lora_alpha"))
     for key in _LABELS:
         if key not in _MAPPED and get(key) not in ("", "None", "False", "false"):

@@ -16,6 +16,7 @@ from sdstudio.core.png.readers.values import (
     as_text,
     load_object,
     positive,
+    width_height,
 )
 
 _V3_MAPPED = {"positive_prompt", "negative_prompt", "seed", "steps", "cfg_scale", "scheduler",
@@ -61,7 +62,7 @@ def _read_v3(meta: dict[str, Any]) -> ParsedMetadata:
     out.steps = positive(as_int(meta.get("steps")))
     out.cfg = as_float(meta.get("cfg_scale"))
     _sampler(out, meta.get("scheduler"))
-    out.width, out.height = positive(as_int(meta.get("width"))), positive(as_int(meta.get("height")))
+    out.width, out.height = width_height(meta)
     out.model, out.model_hash = _model_name(meta.get("model"))
     loras = meta.get("loras")
     for item in loras[:100] if isinstance(loras, list) else []:
@@ -106,7 +107,7 @@ def _read_v2(sd: dict[str, Any], dream: Any) -> ParsedMetadata:
     out.steps = positive(as_int(image.get("steps")))
     out.cfg = as_float(image.get("cfg_scale"))
     _sampler(out, image.get("sampler"))
-    out.width, out.height = positive(as_int(image.get("width"))), positive(as_int(image.get("height")))
+    out.width, out.height = width_height(image)
     out.model = as_text(sd.get("model_weights"), 500)
     out.model_hash = as_text(sd.get("model_hash"), 200)
     out.version = as_text(sd.get("app_version"), 100)
@@ -146,7 +147,7 @@ def _read_dream(dream: str) -> ParsedMetadata | None:
         elif word.startswith("-") and not key and i + 1 < len(rest):
             out.extra[word.lstrip("-")[:50]] = rest[i + 1][:200]
     out.steps, out.seed = positive(as_int(values.get("steps"))), as_int(values.get("seed"))
-    out.width, out.height = positive(as_int(values.get("width"))), positive(as_int(values.get("height")))
+    out.width, out.height = width_height(values)
     out.cfg = as_float(values.get("cfg"))
     out.strength = as_float(values.get("strength"))
     out.model = values.get("model", "")
@@ -177,8 +178,7 @@ def _read_graph(graph: dict[str, Any]) -> ParsedMetadata | None:
         kind = node.get("type")
         if kind == "noise":
             out.seed = as_int(node.get("seed"))
-            out.width, out.height = positive(as_int(node.get("width"))), \
-                positive(as_int(node.get("height")))
+            out.width, out.height = width_height(node)
         elif kind in ("main_model_loader", "sdxl_model_loader"):
             out.model, out.model_hash = _model_name(node.get("model"))
         elif kind in ("lora_loader", "sdxl_lora_loader"):

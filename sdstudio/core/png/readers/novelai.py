@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from sdstudio.core.png.readers.model import ParsedMetadata
-from sdstudio.core.png.readers.values import as_float, as_int, as_text, load_object, positive
+from sdstudio.core.png.readers.values import (
+    as_float,
+    as_int,
+    as_text,
+    load_object,
+    positive,
+    width_height,
+)
 
 _MAPPED = {"prompt", "uc", "seed", "steps", "scale", "sampler", "noise_schedule", "width",
            "height", "strength", "v4_prompt", "v4_negative_prompt", "signed_hash"}
@@ -23,12 +30,13 @@ def read(chunks: Mapping[str, str], size: tuple[int, int] | None = None) -> Pars
     out = ParsedMetadata(source="novelai", model=as_text(chunks.get("Source"), 200))
     comment = comment or {}
     out.prompt = as_text(comment.get("prompt")) or as_text(chunks.get("Description"))
-    out.negative_prompt = as_text(comment.get("uc")) or _v4_caption(comment.get("v4_negative_prompt"))
+    out.negative_prompt = as_text(comment.get("uc")) or \
+        _v4_caption(comment.get("v4_negative_prompt"))
     out.seed = as_int(comment.get("seed"))
     out.steps = positive(as_int(comment.get("steps")))
     out.cfg = as_float(comment.get("scale"))
     out.set_sampler(comment.get("sampler"), comment.get("noise_schedule"), "NovelAI")
-    w, h = positive(as_int(comment.get("width"))), positive(as_int(comment.get("height")))
+    w, h = width_height(comment)
     if not (w and h) and size:
         w, h = size
     out.width, out.height = w, h

@@ -43,7 +43,8 @@ def request_fields(p: ParsedMetadata) -> tuple[dict[str, Any], list[str]]:
             rounded = max(8, value // 8 * 8)
             fields[key] = rounded
             if rounded != value:
-                notices.append(f"{key.capitalize()} {value} rounded to {rounded} (a multiple of 8).")
+                notices.append(f"{key.capitalize()} {value} rounded to {rounded} "
+                               "(a multiple of 8).")
     if p.strength is not None and 0 < p.strength <= 1:
         fields["strength"] = p.strength
     if p.model:

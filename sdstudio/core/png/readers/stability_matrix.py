@@ -15,6 +15,7 @@ from sdstudio.core.png.readers.values import (
     load_object,
     model_stem,
     positive,
+    width_height,
 )
 
 _MAPPED = {"PositivePrompt", "NegativePrompt", "Steps", "Sampler", "Scheduler", "CfgScale", "Seed",
@@ -32,7 +33,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.steps = positive(as_int(data.get("Steps")))
     out.cfg = as_float(data.get("CfgScale"))
     out.set_sampler(data.get("Sampler"), data.get("Scheduler"), "Stability Matrix")
-    out.width, out.height = positive(as_int(data.get("Width"))), positive(as_int(data.get("Height")))
+    out.width, out.height = width_height(data, "Width", "Height")
     out.model = model_stem(as_text(data.get("ModelName"), 500))
     out.model_hash = as_text(data.get("ModelHash"), 200)
     out.keep_unmapped(data, _MAPPED)

@@ -16,6 +16,7 @@ from sdstudio.core.png.readers.values import (
     model_stem,
     parameters_text,
     positive,
+    width_height,
 )
 
 _MAPPED = {"prompt", "negativeprompt", "model", "seed", "steps", "cfgscale", "width", "height",
@@ -36,8 +37,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     out.steps = positive(as_int(params.get("steps")))
     out.cfg = as_float(params.get("cfgscale"))
     out.set_sampler(params.get("sampler"), params.get("scheduler"), "SwarmUI")
-    out.width, out.height = positive(as_int(params.get("width"))), \
-        positive(as_int(params.get("height")))
+    out.width, out.height = width_height(params)
     model = as_text(params.get("model"), 500)
     out.model = model_stem(model)
     if model and model != out.model:

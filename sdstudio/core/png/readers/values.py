@@ -99,6 +99,12 @@ def as_size(value: Any) -> tuple[int, int] | None:
     return (w, h) if w and h and w > 0 and h > 0 else None
 
 
+def width_height(data: Mapping[str, Any], w: str = "width",
+                 h: str = "height") -> tuple[int | None, int | None]:
+    """Two positive ints from `data[w]`, `data[h]` (None for anything else)."""
+    return positive(as_int(data.get(w))), positive(as_int(data.get(h)))
+
+
 def positive(value: int | None) -> int | None:
     return value if value is not None and value > 0 else None
 
