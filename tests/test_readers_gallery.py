@@ -135,3 +135,19 @@ def test_novelai_reuse_takes_the_image_size(tmp_path):
     request = io.request_from_png(path)
     assert (request.width, request.height, request.seed, request.scheduler) == (
         640, 832, 2253955223, "Euler a")
+
+
+def test_jpeg_and_webp_images_are_indexed(tmp_path):
+    folder = tmp_path / "g"
+    folder.mkdir()
+    shutil.copy(REAL / "automatic1111_cropped.jpg", folder / "duck.jpg")
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0x9286] = b"UNICODE\0" + samples.swarmui()["parameters"].encode(
+        "utf-16-be")
+    Image.new("RGB", (16, 16)).save(folder / "swarm.webp", exif=exif)
+    Image.new("RGB", (16, 16)).save(folder / "plain.jpeg")
+    (folder / "notes.txt").write_text("not an image")
+    with Gallery(folder) as g:
+        assert g.count() == 3 and not g.last_sync.errors
+        assert [Path(i.file).name for i in g.search("duck")] == ["duck.jpg"]
+        assert [Path(i.file).name for i in g.search("tool:swarmui")] == ["swarm.webp"]

@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS skipped(
 _COLUMNS = ("id, path, prompt, negative_prompt, seed, model, sampler, width, height, steps, cfg, "
             "created, favourite, file_size, mtime_ns")
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
+
 
 class GalleryImage(NamedTuple):
     """One indexed image (a row of the index). A NamedTuple: thousands are built per search."""
@@ -357,7 +359,7 @@ class Gallery:
                 try:
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
-                    elif e.name.lower().endswith(".png") and e.is_file():
+                    elif e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file():
                         rel = e.path[cut:]
                         yield (rel.replace(os.sep, "/") if os.sep != "/" else rel), e.stat()
                 except OSError:
