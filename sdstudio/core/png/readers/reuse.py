@@ -95,7 +95,7 @@ def a1111_settings(p: ParsedMetadata) -> dict[str, str]:
         "CFG scale": num(p.cfg) if p.cfg is not None else None,
         "Seed": str(p.seed) if p.seed is not None else None,
         "Size": f"{p.width}x{p.height}" if p.size else None,
-        "Model hash": p.model_hash[:64] or None,
+        "Model hash": p.model_hash[:100] or None,
         "Model": p.model or None,
         "Denoising strength": num(p.strength) if p.strength is not None else None,
         "Clip skip": str(p.clip_skip) if p.clip_skip else None,
