@@ -32,10 +32,16 @@ def test_foreign_pngs_are_indexed_and_searchable(tmp_path):
     _png(folder / "swarm.png", samples.swarmui())
     _png(folder / "nai4.png", samples.novelai_v4(), size=(832, 1216))
     _png(folder / "flow.png", samples.comfy_workflow_only())
+    _png(folder / "matrix.png", samples.stability_matrix())
+    shutil.copy(REAL / "automatic1111_cropped.png", folder / "a1111.png")
     g = Gallery(folder)
     try:
         g.sync()
-        assert g.count() == 7
+        assert g.count() == 9
+        for row in g.search():  # the "done when": every image shows these
+            name = Path(row.file).name
+            assert row.prompt and row.seed is not None and row.steps and row.sampler, name
+            assert row.cfg is not None and row.width and row.height and row.model, name
         [fooocus] = g.search("goldfish")
         assert (fooocus.seed, fooocus.sampler, fooocus.width, fooocus.height) == (
             6952411511246973023, "DPM++ 2M SDE Karras", 768, 1280)
