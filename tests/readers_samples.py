@@ -285,6 +285,35 @@ def easydiffusion_labels() -> dict[str, str]:
             "Width": "512", "Height": "512", "Steps": "25", "Guidance Scale": "7"}
 
 
+
+def comfy_pixel_upscale_two_pass() -> dict[str, str]:
+    """Decode, upscale with a model, scale down, encode, sample again at denoise 0.4."""
+    graph = {
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "dreamshaper_8.safetensors"}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a mountain lake", "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "haze", "clip": ["4", 1]}},
+        "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 512, "height": 512, "batch_size": 1}},
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": 1234, "steps": 20, "cfg": 7.0, "sampler_name": "dpmpp_2m", "scheduler": "karras",
+            "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["5", 0]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "20": {"class_type": "UpscaleModelLoader", "inputs": {"model_name": "4x-UltraSharp.pth"}},
+        "21": {"class_type": "ImageUpscaleWithModel",
+               "inputs": {"upscale_model": ["20", 0], "image": ["8", 0]}},
+        "22": {"class_type": "ImageScaleBy",
+               "inputs": {"upscale_method": "lanczos", "scale_by": 0.5, "image": ["21", 0]}},
+        "23": {"class_type": "VAEEncode", "inputs": {"pixels": ["22", 0], "vae": ["4", 2]}},
+        "24": {"class_type": "KSampler", "inputs": {
+            "seed": 99, "steps": 12, "cfg": 7.0, "sampler_name": "euler", "scheduler": "normal",
+            "denoise": 0.4, "model": ["4", 0], "positive": ["6", 0], "negative": ["7", 0],
+            "latent_image": ["23", 0]}},
+        "25": {"class_type": "VAEDecode", "inputs": {"samples": ["24", 0], "vae": ["4", 2]}},
+        "26": {"class_type": "SaveImage", "inputs": {"images": ["25", 0], "filename_prefix": "x"}},
+    }
+    return {"prompt": json.dumps(graph)}
+
+
 ALL = {name: fn for name, fn in list(globals().items())
        if callable(fn) and name[0].islower() and name not in ("annotations",)
        and getattr(fn, "__module__", "") == __name__}

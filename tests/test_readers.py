@@ -155,6 +155,15 @@ def test_comfyui_sdxl_lora_chain_primitive_seed_and_clip_skip():
     assert [(lo.name, lo.weight) for lo in p.loras] == [("add-detail-xl", 0.8), ("film_grain", 0.35)]
 
 
+def test_comfyui_pixel_space_second_pass_is_a_hires_pass():
+    p = _read(samples.comfy_pixel_upscale_two_pass(), None)
+    assert (p.seed, p.steps, p.sampler, p.size, p.prompt) == (1234, 20, "DPM++ 2M Karras",
+                                                              (512, 512), "a mountain lake")
+    assert (p.hires.steps, p.hires.denoise, p.hires.scale, p.hires.upscaler) == (
+        12, 0.4, 2.0, "4x-UltraSharp.pth")  # 4x by the model, then halved
+    assert p.strength is None  # the VAEEncode belongs to the hires pass, not an img2img input
+
+
 def test_comfyui_sampler_custom_advanced():
     p = _read(samples.comfy_sampler_custom_advanced(), None)
     assert (p.prompt, p.seed, p.steps, p.cfg) == ("a red fox in snow, photo", 424242, 24, 1.0)

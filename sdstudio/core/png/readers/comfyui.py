@@ -92,18 +92,12 @@ def read_graph(graph: dict[str, dict[str, Any]]) -> ParsedMetadata | None:
     denoise = s["denoise"]
     if img2img and denoise is not None and denoise < 1:
         out.strength = denoise
-    if base is not None and upscale is None:  # base + refiner: report the base, name the refiner
+    if base is not None and not upscale:  # base + refiner: report the base, name the refiner
         refiner, _, _ = g.model(g.sampler_fields(final)["model"])
         if refiner and refiner != out.model:
             out.extra["refiner_model"] = refiner
     elif base is not None:
-        f = g.sampler_fields(final)
-        up = g.inputs(upscale)
-        scale = as_float(g.value(up.get("scale_by")))
-        w, h = as_int(g.value(up.get("width"))), as_int(g.value(up.get("height")))
-        out.hires = Hires(scale=scale, width=positive(w), height=positive(h), steps=f["steps"],
-                          denoise=f["denoise"], upscaler=as_text(
-                              g.value(up.get("upscale_method")) or g.upscale_model(upscale), 200))
+        out.hires = g.hires(final, upscale)
     clip_skip = g.clip_skip(s["positive"])
     if clip_skip:
         out.clip_skip = clip_skip
@@ -222,19 +216,47 @@ class _Graph:
             self.nearest_sampler(o) == s for o in some if o != s)] or some
         return max(candidates[:50], key=self.depth)
 
-    def earlier_pass(self, final: str) -> tuple[str | None, str | None]:
-        """(first-pass sampler, upscale node between) when `final` re-samples another's latent.
-
-        With an upscale between them it is a hires pass; without, a refiner (or second stage).
+    def earlier_pass(self, final: str) -> tuple[str | None, list[str]]:
+        """(first-pass sampler, upscale nodes between, nearest first) when `final` re-samples
+        another sampler's result. With upscales between it is a hires pass; without, a refiner.
         """
-        upscale = None
+        upscales: list[str] = []
         for nid in self._latent_chain(final):
             if nid in self.samplers:
-                return nid, upscale
+                return nid, upscales
             cls = self.cls(nid)
-            if upscale is None and (cls in _UPSCALES or "upscale" in cls.lower()):
-                upscale = nid
-        return None, None
+            if cls in _UPSCALES or "upscale" in cls.lower() or cls.startswith("ImageScale"):
+                upscales.append(nid)
+        return None, []
+
+    def hires(self, final: str, upscales: list[str]) -> Hires:
+        """The second pass: the final sampler's steps and denoise, the upscales' net effect."""
+        f = self.sampler_fields(final)
+        out = Hires(steps=f["steps"], denoise=f["denoise"])
+        scale: float | None = 1.0
+        methods: list[str] = []
+        for nid in reversed(upscales):  # in the order they ran
+            inputs = self.inputs(nid)
+            model = self.upscale_model(nid)
+            if model:
+                methods.append(model)
+                factor = _model_factor(model)
+                scale = scale * factor if scale is not None and factor else None
+            else:
+                method = self.value(inputs.get("upscale_method"))
+                if isinstance(method, str):
+                    methods.append(method)
+                by = as_float(self.value(inputs.get("scale_by")))
+                w = as_int(self.value(inputs.get("width")))
+                h = as_int(self.value(inputs.get("height")))
+                if by is not None and scale is not None:
+                    scale *= by
+                elif w and h and w > 0 and h > 0:
+                    out.width, out.height, scale = w, h, None  # a fixed size from here on
+        out.scale = scale if scale is not None and scale != 1.0 else None
+        models = [m for m in methods if "." in m]  # a model file says more than "lanczos"
+        out.upscaler = as_text((models or methods or [""])[0], 200)
+        return out
 
     def _latent_chain(self, start: str) -> Iterator[str]:
         """Nodes along the latent/image inputs from `start` back towards the empty latent."""
@@ -457,6 +479,13 @@ class _Graph:
 
 
 _SAMPLER_CLASS = re.compile(r"^Sampler(.+)$")
+_MODEL_FACTOR = re.compile(r"(?:^|[^a-z0-9])(\d)x(?:[^a-z0-9]|$)|x(\d)(?:[^0-9]|$)", re.I)
+
+
+def _model_factor(name: str) -> int | None:
+    """'4x-UltraSharp.pth' -> 4, 'RealESRGAN_x2plus.pth' -> 2 (the usual naming); else None."""
+    m = _MODEL_FACTOR.search(name.rsplit("/", 1)[-1])
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def _sampler_class_name(cls: str) -> str:
