@@ -67,10 +67,12 @@ class PromptHistoryPanel(QWidget):
         entry: PromptEntry = item.data(_ENTRY)
         menu = QMenu(self)
         menu.addAction("Use this prompt", lambda: self._choose(item))
-        menu.addAction("Remove from history",
-                       lambda: (self.history.remove(entry.prompt, entry.negative_prompt),
-                                self.refresh()))
+        menu.addAction("Remove from history", lambda: self._remove(entry))
         menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    def _remove(self, entry: PromptEntry) -> None:
+        self.history.remove(entry.prompt, entry.negative_prompt)
+        self.refresh()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         self.history.close()

@@ -87,9 +87,7 @@ def _inputs(node: dict[str, Any], origin: dict[Any, list[Any]]) -> dict[str, Any
     if isinstance(values, dict):  # some custom nodes store their widgets by name
         inputs.update({str(k): v for k, v in list(values.items())[:500]})
     elif isinstance(values, list):
-        names = WIDGETS.get(node["type"])
-        if names is None:  # unknown node: name what the sockets name, in order
-            names = _widget_names(node)
+        names = WIDGETS.get(node["type"]) or tuple(_widget_names(node))  # unknown: the sockets'
         for name, value in zip(names, values[:500], strict=False):
             if name and not name.startswith("__"):
                 inputs[name] = value
@@ -101,9 +99,8 @@ def _inputs(node: dict[str, Any], origin: dict[Any, list[Any]]) -> dict[str, Any
         if not _is_id(link) or link not in origin:
             continue
         widget = sock.get("widget")
-        name = widget.get("name") if isinstance(widget, dict) else sock.get("name")
-        if not isinstance(name, str) or not name:
-            name = f"input_{i}"  # a Reroute's unnamed socket
+        given = widget.get("name") if isinstance(widget, dict) else sock.get("name")
+        name = given if isinstance(given, str) and given else f"input_{i}"  # a Reroute's socket
         inputs[name] = origin[link]
     if node["type"] == "Reroute" or node.get("mode") == 4:  # bypassed nodes pass through
         inputs = {k: v for k, v in inputs.items() if isinstance(v, list)}

@@ -58,7 +58,7 @@ def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
     for item in loras[:50] if isinstance(loras, list) else []:
         if isinstance(item, dict) and isinstance(item.get("file"), str):
             out.loras.append(Lora(model_stem(item["file"]), as_float(item.get("weight"))))
-    v2 = data.get("v2") if isinstance(data.get("v2"), dict) else {}
+    v2 = data["v2"] if isinstance(data.get("v2"), dict) else {}
     skip = as_int(v2.get("clipSkip"))
     out.clip_skip = skip if skip and skip > 1 else None
     if v2.get("hiresFix") is True:

@@ -165,7 +165,7 @@ def _read_graph(graph: dict[str, Any]) -> ParsedMetadata | None:
     meta = next((n for n in nodes.values() if n.get("type") in ("core_metadata", "metadata")), None)
     if meta is not None:
         return _read_v3(meta)
-    edges = graph.get("edges") if isinstance(graph.get("edges"), list) else []
+    edges = graph["edges"] if isinstance(graph.get("edges"), list) else []
     feeds: dict[tuple[str, str], str] = {}
     for e in edges[:100_000]:
         if isinstance(e, dict) and isinstance(e.get("source"), dict) \

@@ -26,8 +26,8 @@ _MAPPED = {"prompt", "negativeprompt", "model", "seed", "steps", "cfgscale", "wi
 
 
 def read(chunks: Mapping[str, str]) -> ParsedMetadata | None:
-    data = load_object(parameters_text(chunks))
-    params = data.get("sui_image_params") if data else None
+    data = load_object(parameters_text(chunks)) or {}
+    params = data.get("sui_image_params")
     if not isinstance(params, dict):
         return None
     out = ParsedMetadata(source="swarmui")
