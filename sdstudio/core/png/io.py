@@ -19,7 +19,7 @@ from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
 from sdstudio.core.png import other_tools
 from sdstudio.core.png.a1111 import PARAMETERS_KEY, parse_parameters
-from sdstudio.core.png.parameters import MetadataError, Parameters
+from sdstudio.core.png.parameters import MetadataError, Parameters, clean_text
 from sdstudio.core.png.record import SDSTUDIO_KEY, build_pnginfo, parse_record
 
 if TYPE_CHECKING:
@@ -41,6 +41,11 @@ def display_name(path: str | os.PathLike[str]) -> str:
 
 def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
     """Parameters from a PNG's text chunks, preferring our exact record; None if there are none."""
+    for key, value in info.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
+            raise MetadataError(f"The image holds a {len(value) >> 20} MB text chunk "
+                                f"'{clean_text(str(key)[:40])}', more than the "
+                                f"{MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
     p = _parameters_from_info(info)
     return p.cleaned() if p is not None else None
 
@@ -86,10 +91,6 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
         if im.format != "PNG":
             raise MetadataError(f"{name} is a {im.format} image, not a PNG.")
         info, size = dict(im.info), im.size
-    for key, value in info.items():
-        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
-            raise MetadataError(f"{name} holds a {len(value) >> 20} MB text chunk '{key[:40]}', "
-                                f"more than the {MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
     if not _has_end(f):
         raise MetadataError(f"{name} is cut short (the PNG has no end): it was not fully written.")
     return info, size
