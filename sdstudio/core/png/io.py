@@ -2,8 +2,8 @@
 
 `parameters_from_info` is the one place where a PNG's text chunks become `Parameters`: our own
 record first, then whichever tool's format the readers (core/png/readers) recognise, A1111's
-text last. Reading never decodes pixels, caps what
-it reads, and raises only MetadataError, whatever the file holds.
+text last. Reading never decodes pixels, caps what it reads, and raises only MetadataError,
+whatever the file holds.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PIL import Image
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
 from sdstudio.core.png.a1111 import PARAMETERS_KEY
-from sdstudio.core.png.parameters import MetadataError, Parameters
+from sdstudio.core.png.parameters import MetadataError, Parameters, clean_text
 from sdstudio.core.png.record import SDSTUDIO_KEY, build_pnginfo, parse_record
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ def parameters_from_info(info: dict[str, Any],
                          size: tuple[int, int] | None = None) -> Parameters | None:
     """Parameters from a PNG's text chunks, preferring our exact record; None if there are none.
     `size` (the image's) stands in where a format leaves the size out (NovelAI)."""
+    for key, value in info.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
+            raise MetadataError(f"The image holds a {len(value) >> 20} MB text chunk "
+                                f"'{clean_text(str(key)[:40])}', more than the "
+                                f"{MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
     p = _parameters_from_info(info, size)
     return p.cleaned() if p is not None else None
 
@@ -95,10 +100,6 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
         if im.format != "PNG":
             raise MetadataError(f"{name} is a {im.format} image, not a PNG, JPEG or WebP.")
         info, size = dict(im.info), im.size
-    for key, value in info.items():
-        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
-            raise MetadataError(f"{name} holds a {len(value) >> 20} MB text chunk '{key[:40]}', "
-                                f"more than the {MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
     if not _has_end(f):
         raise MetadataError(f"{name} is cut short (the PNG has no end): it was not fully written.")
     return info, size
