@@ -63,7 +63,7 @@ def build(folder: Path) -> dict[str, Path]:
     add("13300-square-rgba-zeros", width=13300, height=13300, mode_bytes=4, texts={})
     add("8000-square-rgba-zeros", width=8000, height=8000, mode_bytes=4, texts={})
     add("5600-square-rgba-zeros", width=5600, height=5600, mode_bytes=4, texts={})
-    add("4000-square-rgb-noise", width=4000, height=1400, mode_bytes=3, texts={},
+    add("4000-square-rgb-noise", width=4000, height=4000, mode_bytes=3, texts={},
         row=b"noise")
     return files
 

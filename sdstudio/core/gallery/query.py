@@ -32,7 +32,7 @@ def _whole_number(key: str, value: str) -> int:
     except ValueError:
         raise UserError(f"{key}: needs a whole number, like {key}:123.") from None
     if not -_INT64 <= number < _INT64:
-        raise UserError(f"{key}: {value[:20]}… is too large to be a {key}.")
+        raise UserError(f"{key}: {value[:20]}… is out of range.")
     return number
 
 

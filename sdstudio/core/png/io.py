@@ -82,7 +82,8 @@ def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, 
     except PermissionError as exc:
         raise MetadataError(f"{name} cannot be read: permission denied.") from exc
     except Image.DecompressionBombError as exc:
-        raise MetadataError(f"{name} declares more pixels than sdstudio opens ({exc}).") from exc
+        raise MetadataError(f"{name} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels: "
+                            "too large to open safely.") from exc
     except Exception as exc:  # whatever a hostile file makes Pillow raise: still one sentence
         raise MetadataError(f"{name} is a damaged PNG file ({exc}).") from exc
 
