@@ -351,7 +351,7 @@ def test_full_disk_keeps_the_rest_of_the_batch(tmp_path, monkeypatch):
 def test_text_chunk_over_the_cap_is_one_sentence(tmp_path):
     path = tmp_path / "big.png"
     path.write_bytes(raw_png(8, 8, {"parameters": b"x" * (io.MAX_TEXT_CHUNK + 1)}))
-    with pytest.raises(MetadataError, match="more than the 2 MB sdstudio reads"):
+    with pytest.raises(MetadataError, match="big.png: The image holds a 2 MB text chunk .parameters., more than the 2 MB"):
         read_png(path)
 
 

@@ -226,7 +226,7 @@ def test_read_comfyui_png(tmp_path):
     assert (p.prompt, p.negative_prompt) == ("beautiful scenery", "text, watermark")
     assert (p.seed, p.steps, p.cfg, p.size, p.model) == (156680208700286, 20, 8.0, (512, 640),
                                                         "v1-5-pruned-emaonly")
-    assert p.settings["Sampler"] == "euler"
+    assert p.settings["Sampler"] == "Euler"  # ComfyUI's "euler" + "normal", as our menu names it
 
 
 def test_read_invokeai_png(tmp_path):
@@ -260,10 +260,12 @@ def test_bad_files_give_one_sentence(tmp_path, content, words):
     assert "\n" not in str(err.value)
 
 
-def test_jpeg_and_missing_file(tmp_path):
+def test_jpeg_gif_and_missing_file(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.jpg")
-    with pytest.raises(MetadataError, match="JPEG image, not a PNG"):
-        read_png(tmp_path / "a.jpg")
+    assert read_png(tmp_path / "a.jpg") is None  # a JPEG without EXIF parameters
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.gif")
+    with pytest.raises(MetadataError, match="GIF image, not a PNG"):
+        read_png(tmp_path / "a.gif")
     with pytest.raises(MetadataError, match="does not exist"):
         read_png(tmp_path / "nope.png")
 

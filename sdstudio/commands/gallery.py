@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=run_list, query="")
 
     q = gsub.add_parser("search", help='find images: words, "a phrase", seed:123, model:name, '
-                                       "sampler:x, steps:20, cfg:7, size:512x512, neg:word, is:fav")
+                                       "sampler:x, steps:20, cfg:7, size:512x512, neg:word, "
+                                       "tool:comfyui, is:fav")
     q.add_argument("query")
     folder_arg(q)
     q.set_defaults(func=run_list)
@@ -43,7 +44,7 @@ def run_list(args: argparse.Namespace) -> int:
     from sdstudio.core.gallery import Gallery
 
     with Gallery(args.dir, create=args.dir is None) as g:
-        _print_unreadable(g.last_sync.unreadable)
+        _print_unreadable(g.last_sync.errors, len(g.last_sync.skipped))
         images = g.search(args.query, favourites_only=args.favourites,
                           newest_first=not args.oldest, limit=args.limit or None)
         for i in images:
@@ -96,9 +97,11 @@ def run_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_unreadable(errors: list[str]) -> None:
-    for err in errors[:10]:
+def _print_unreadable(new: list[str], known: int) -> None:
+    """Each newly found bad file by name (the first ten); those known from before in one line."""
+    for err in new[:10]:
         print(f"note: skipped {err}", file=sys.stderr)
-    if len(errors) > 10:
-        print(f"note: {len(errors) - 10} more files could not be read "
-              "(`sdstudio gallery rebuild DIR` lists them all)", file=sys.stderr)
+    more = len(new) - 10 if len(new) > 10 else 0
+    if more or known:
+        print(f"note: {more + known} {'more ' if new else ''}files in the folder could not be read "
+              "(`sdstudio gallery rebuild DIR` names them all)", file=sys.stderr)

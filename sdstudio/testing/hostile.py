@@ -18,9 +18,12 @@ from PIL import Image, PngImagePlugin
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 # Kinds whose file is a sound PNG with odd parameters: listed, with the odd values left out.
+# Other tools' junk metadata (a ComfyUI graph too deep to parse) reads as "no parameters", and a
+# JPEG is read through its EXIF whatever its name: both images are listed.
 READABLE = {"seed-over-int64", "seed-infinity", "created-nan", "negative-list", "lone-surrogate",
             "deep-json-ours", "huge-settings-line", "quoted-backslashes",
-            "size-overflow", "a1111-1e999-cfg", "declared-13300-square"}
+            "size-overflow", "a1111-1e999-cfg", "declared-13300-square",
+            "deep-json-comfyui", "jpeg-named-png"}
 
 
 def chunk(kind: bytes, data: bytes) -> bytes:

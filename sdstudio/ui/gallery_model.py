@@ -134,7 +134,7 @@ class GalleryModel(QAbstractListModel):
         if role == IMAGE_ROLE:
             return img
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return img.prompt or img.path.name
+            return img.prompt[:300] or img.path.name
         return None
 
     def pixmap(self, path: str) -> QPixmap | None:

@@ -328,6 +328,7 @@ class GalleryPanel(QWidget):
         menu.addSeparator()
         for name, label in (("reuse", "Reuse parameters"), ("img2img", "Send to img2img"),
                             ("copy_prompt", "Copy prompt"), ("copy_seed", "Copy seed"),
+                            ("copy_parameters", "Copy parameters (A1111 text)"),
                             ("favourite", "Unfavourite" if img.favourite else "Favourite"),
                             ("folder", "Open containing folder"), ("delete", "Delete…")):
             menu.addAction(label, functools.partial(self.do_action, name, str(img.path)))
@@ -339,7 +340,8 @@ class GalleryPanel(QWidget):
             self.do_action("delete", str(img.path))
 
     def do_action(self, name: str, path: str) -> None:
-        """copy_prompt | copy_seed | reuse | img2img | favourite | delete | folder."""
+        """copy_prompt | copy_seed | copy_parameters | reuse | img2img | favourite | delete |
+        folder."""
         try:
             getattr(self, f"_do_{name}")(Path(path))
         except UserError as exc:
@@ -359,6 +361,15 @@ class GalleryPanel(QWidget):
         if seed is None:
             raise UserError(f"{path.name} has no seed in its parameters.")
         QGuiApplication.clipboard().setText(str(seed))
+
+    def _do_copy_parameters(self, path: Path) -> None:
+        """Any tool's parameters as A1111 text: what every other tool's paste reads."""
+        from sdstudio.core.png.readers import a1111_text
+
+        params = read_png(path)
+        if params is None:
+            raise UserError(f"{path.name} has no generation parameters to copy.")
+        QGuiApplication.clipboard().setText(a1111_text(params))
 
     def _do_reuse(self, path: Path) -> None:
         self.reuseRequested.emit(request_from_png(path))
@@ -401,7 +412,8 @@ class GalleryPanel(QWidget):
         """A PNG with SD parameters dropped on the window: offer to reuse them. False when the
         file has none (the window then treats it as any image)."""
         try:
-            params = read_png(path) if path.lower().endswith(".png") else None
+            params = read_png(path) if path.lower().endswith((".png", ".jpg", ".jpeg", ".webp")) \
+                else None
         except MetadataError as exc:
             self.errorOccurred.emit(str(exc))
             return True

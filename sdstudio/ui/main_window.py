@@ -43,6 +43,7 @@ from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.panels.docks import add_teaching_docks
 from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
+from sdstudio.ui.prompt_history_panel import PromptHistoryPanel
 from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
@@ -145,6 +146,9 @@ class MainWindow(QMainWindow):
         tabs.setObjectName("gallery_tabs")
         tabs.addTab(self.gallery_panel, "Gallery")
         tabs.addTab(self.session_gallery, "This session")
+        self.prompt_history = PromptHistoryPanel()
+        self.prompt_history.promptChosen.connect(self.prompt_panel.set_texts)
+        tabs.addTab(self.prompt_history, "Prompts")
         self.gallery_dock.setWidget(tabs)
         self.gallery_dock.setWindowTitle("Gallery")
         self.gallery_panel.reuseRequested.connect(self.apply_request)
@@ -211,6 +215,7 @@ class MainWindow(QMainWindow):
         self._quiet_failures = False
         self._first_run = False
         summary = f"{prompt[:32]} · {request.width}×{request.height} · seed {request.seed}"
+        self.prompt_history.record(prompt, negative)
         return self.jobs.submit(request, summary)
 
     @Slot()
@@ -383,6 +388,7 @@ class MainWindow(QMainWindow):
         self.hide()
         self.jobs.shutdown()
         self.gallery_panel.shutdown()  # finishes pending saves: no image is lost on exit
+        self.prompt_history.history.close()
         event.accept()
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)

@@ -18,7 +18,7 @@ from sdstudio.core.png.parameters import clean_text
 MAX_QUERY = 1000  # characters: a search longer than this is a paste accident
 _TOKEN = re.compile(r'(\w++):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
 _INT_KEYS = {"seed": "seed", "steps": "steps"}
-_LIKE_KEYS = {"model": "model", "sampler": "sampler"}
+_LIKE_KEYS = {"model": "model", "sampler": "sampler", "tool": "source"}  # tool:comfyui
 _INT64 = 1 << 63
 
 
@@ -32,7 +32,7 @@ def _whole_number(key: str, value: str) -> int:
     except ValueError:
         raise UserError(f"{key}: needs a whole number, like {key}:123.") from None
     if not -_INT64 <= number < _INT64:
-        raise UserError(f"{key}: {value[:20]}… is too large to be a {key}.")
+        raise UserError(f"{key}: {value[:20]}… is out of range.")
     return number
 
 

@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS skipped(
 _COLUMNS = ("id, path, prompt, negative_prompt, seed, model, sampler, width, height, steps, cfg, "
             "created, favourite, file_size, mtime_ns")
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
+
 
 class GalleryImage(NamedTuple):
     """One indexed image (a row of the index). A NamedTuple: thousands are built per search."""
@@ -163,8 +165,13 @@ class Gallery:
             raise UserError(f"The gallery folder {self.folder} does not exist or is not a folder.")
         self._root = os.path.join(str(self.folder), "")  # with a trailing separator
         self.index_path = Path(index_path) if index_path else index_path_for(self.folder)
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the writing connection (saves, sync: pool threads)
         self._db = self._connect()
+        # Queries have their own connection: in WAL mode a reader never waits for a writer, so
+        # the window's list does not stall while a sync indexes a big folder.
+        self._read_lock = threading.Lock()
+        self._reader = sqlite3.connect(self.index_path, check_same_thread=False,
+                                       timeout=BUSY_TIMEOUT, isolation_level=None)
         self.last_sync = SyncReport()
         if sync:
             self.sync()
@@ -203,7 +210,8 @@ class Gallery:
         return db
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock:
+            self._reader.close()
             self._db.close()
 
     def __enter__(self) -> Gallery:
@@ -357,7 +365,7 @@ class Gallery:
                 try:
                     if e.is_dir(follow_symlinks=False):
                         stack.append(e.path)
-                    elif e.name.lower().endswith(".png") and e.is_file():
+                    elif e.name.lower().endswith(IMAGE_SUFFIXES) and e.is_file():
                         rel = e.path[cut:]
                         yield (rel.replace(os.sep, "/") if os.sep != "/" else rel), e.stat()
                 except OSError:
@@ -401,27 +409,27 @@ class Gallery:
         offset: int = 0,
     ) -> list[GalleryImage]:
         """Images matching `query`: prompt words, "a phrase", seed:123, model:name, sampler:x,
-        steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav."""
+        steps:20, cfg:7, size:512x512, neg:word (negative prompt), tool:comfyui, is:fav."""
         sql, args = self._select(_COLUMNS, query, favourites_only, newest_first, limit, offset)
-        with self._lock, _search_errors():
-            rows = self._db.execute(sql, args).fetchall()
+        with self._read_lock, _search_errors():
+            rows = self._reader.execute(sql, args).fetchall()
         return [self._image(r) for r in rows]
 
     def search_ids(self, query: str = "", *, favourites_only: bool = False,
                    newest_first: bool = True) -> list[int]:
         """Like search() but only the row ids: what a virtual list needs up front."""
         sql, args = self._select("id", query, favourites_only, newest_first, None, 0)
-        with self._lock, _search_errors():
-            return [i for (i,) in self._db.execute(sql, args)]
+        with self._read_lock, _search_errors():
+            return [i for (i,) in self._reader.execute(sql, args)]
 
     def get_many(self, ids: list[int]) -> list[GalleryImage]:
         """The rows of `ids`, in that order (ids no longer in the index are left out)."""
         found: dict[int, GalleryImage] = {}
-        with self._lock:
+        with self._read_lock:
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 sql = f"SELECT {_COLUMNS} FROM images WHERE id IN ({','.join('?' * len(chunk))})"
-                found.update((r[0], self._image(r)) for r in self._db.execute(sql, chunk))
+                found.update((r[0], self._image(r)) for r in self._reader.execute(sql, chunk))
         return [found[i] for i in ids if i in found]
 
     def _select(self, columns: str, query: str, favourites_only: bool, newest_first: bool,
@@ -440,13 +448,13 @@ class Gallery:
         return sql, args
 
     def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT count(*) FROM images").fetchone()[0]
+        with self._read_lock:
+            return self._reader.execute("SELECT count(*) FROM images").fetchone()[0]
 
     def get(self, path: str | os.PathLike[str]) -> GalleryImage | None:
         rel = self._rel(Path(path).resolve())
-        with self._lock:
-            row = self._db.execute(f"SELECT {_COLUMNS} FROM images WHERE path = ?",
+        with self._read_lock:
+            row = self._reader.execute(f"SELECT {_COLUMNS} FROM images WHERE path = ?",
                                    (rel,)).fetchone()
         return self._image(row) if row else None
 

@@ -21,8 +21,11 @@ from sdstudio.core.paths import cache_dir
 from sdstudio.core.png import display_name
 
 THUMB_SIDE = 160
-MAX_PIXELS = 64_000_000  # 8000 x 8000: at most 256 MB decoded (RGBA)
-BIG_PIXELS = 16_000_000  # above this, one decode at a time
+# Pillow keeps 4 bytes per pixel for RGB(A), and shrinking makes one full-size copy (RGBA is
+# premultiplied first): a thumbnail peaks near 8 bytes per pixel, 256 MB at the cap (measured in
+# stress/memory_big_pngs.py).
+MAX_PIXELS = 32_000_000  # about 5650 x 5650, or 8000 x 4000
+BIG_PIXELS = 8_000_000  # above this, one decode at a time (two pool threads)
 _BIG = threading.Lock()
 
 

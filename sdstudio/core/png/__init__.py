@@ -1,5 +1,6 @@
 """PNG metadata: the A1111 text format (`a1111`), our reproducibility record (`record`), other
-tools' chunks, and PNG input/output (`io`). The names most callers need are re-exported here."""
+tools' formats (`readers`), and PNG input/output (`io`). The names most callers need are
+re-exported here."""
 
 from sdstudio.core.png.a1111 import format_parameters, parse_parameters
 from sdstudio.core.png.io import (

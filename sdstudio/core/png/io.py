@@ -1,8 +1,9 @@
 """Reading and writing PNG files with generation parameters.
 
 `parameters_from_info` is the one place where a PNG's text chunks become `Parameters`: our own
-record first, then A1111's text, then other tools' chunks. Reading never decodes pixels, caps what
-it reads, and raises only MetadataError, whatever the file holds.
+record first, then whichever tool's format the readers (core/png/readers) recognise, A1111's
+text last. Reading never decodes pixels, caps what it reads, and raises only MetadataError,
+whatever the file holds.
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.png import other_tools
-from sdstudio.core.png.a1111 import PARAMETERS_KEY, parse_parameters
-from sdstudio.core.png.parameters import MetadataError, Parameters
+from sdstudio.core.png.a1111 import PARAMETERS_KEY
+from sdstudio.core.png.parameters import MetadataError, Parameters, clean_text
 from sdstudio.core.png.record import SDSTUDIO_KEY, build_pnginfo, parse_record
 
 if TYPE_CHECKING:
@@ -39,26 +39,36 @@ def display_name(path: str | os.PathLike[str]) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def parameters_from_info(info: dict[str, Any]) -> Parameters | None:
-    """Parameters from a PNG's text chunks, preferring our exact record; None if there are none."""
-    p = _parameters_from_info(info)
+def parameters_from_info(info: dict[str, Any],
+                         size: tuple[int, int] | None = None) -> Parameters | None:
+    """Parameters from a PNG's text chunks, preferring our exact record; None if there are none.
+    `size` (the image's) stands in where a format leaves the size out (NovelAI)."""
+    for key, value in info.items():
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
+            raise MetadataError(f"The image holds a {len(value) >> 20} MB text chunk "
+                                f"'{clean_text(str(key)[:40])}', more than the "
+                                f"{MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
+    p = _parameters_from_info(info, size)
     return p.cleaned() if p is not None else None
 
 
-def _parameters_from_info(info: dict[str, Any]) -> Parameters | None:
+def _parameters_from_info(info: dict[str, Any],
+                          size: tuple[int, int] | None) -> Parameters | None:
     ours = info.get(SDSTUDIO_KEY)
     text = info.get(PARAMETERS_KEY)
     if isinstance(ours, str):
         p = parse_record(ours, text)
         if p is not None:
             return p
-    if isinstance(text, str):
-        return parse_parameters(text)
-    return other_tools.parameters_from_other_tools(info)
+    from sdstudio.core.png.readers import read_metadata, to_parameters  # they import this package
+
+    found = read_metadata(info, size)
+    return to_parameters(found) if found is not None else None
 
 
 def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, int]]:
-    """The text chunks and size of a PNG, without decoding its pixels. Raises only MetadataError."""
+    """The text chunks and size of a PNG (for a JPEG or WebP: its EXIF UserComment and XMP
+    texts), without decoding its pixels. Raises only MetadataError."""
     name = display_name(path)
     try:
         with open(path, "rb") as f:
@@ -72,7 +82,8 @@ def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, 
     except PermissionError as exc:
         raise MetadataError(f"{name} cannot be read: permission denied.") from exc
     except Image.DecompressionBombError as exc:
-        raise MetadataError(f"{name} declares more pixels than sdstudio opens ({exc}).") from exc
+        raise MetadataError(f"{name} declares more pixels than Pillow opens safely "
+                            f"({exc}).") from exc
     except Exception as exc:  # whatever a hostile file makes Pillow raise: still one sentence
         raise MetadataError(f"{name} is a damaged PNG file ({exc}).") from exc
 
@@ -83,14 +94,14 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
     except Image.UnidentifiedImageError as exc:
         raise MetadataError(f"{name} is not an image, or is too damaged to read.") from exc
     with im:
+        if im.format in ("JPEG", "WEBP"):  # A1111, SwarmUI, Fooocus: EXIF UserComment; XMP
+            from sdstudio.core.png.readers import image_chunks
+
+            return image_chunks(im), im.size
         if im.format != "PNG":
-            raise MetadataError(f"{name} is a {im.format} image, not a PNG.")
+            raise MetadataError(f"{name} is a {im.format} image, not a PNG, JPEG or WebP.")
         # Pillow's info also holds a few tuple-keyed entries (e.g. dpi chunks); keep string keys.
         info, size = {k: v for k, v in im.info.items() if isinstance(k, str)}, im.size
-    for key, value in info.items():
-        if isinstance(value, str) and len(value) > MAX_TEXT_CHUNK:
-            raise MetadataError(f"{name} holds a {len(value) >> 20} MB text chunk '{key[:40]}', "
-                                f"more than the {MAX_TEXT_CHUNK >> 20} MB sdstudio reads.")
     if not _has_end(f):
         raise MetadataError(f"{name} is cut short (the PNG has no end): it was not fully written.")
     return info, size
@@ -114,7 +125,7 @@ def read_png_and_size(path: str | os.PathLike[str]) -> tuple[Parameters | None, 
     """Parameters and pixel size of a PNG; an error names the file."""
     info, size = read_info(path)
     try:
-        return parameters_from_info(info), size
+        return parameters_from_info(info, size), size
     except MetadataError as exc:
         name = display_name(path)
         if name in str(exc):
