@@ -1,8 +1,10 @@
 """Reading and writing PNG files with generation parameters.
 
 `parameters_from_info` is the one place where a PNG's text chunks become `Parameters`: our own
-record first, then A1111's text, then other tools' chunks. Reading never decodes pixels, caps what
-it reads, and raises only MetadataError, whatever the file holds.
+record first, then A1111's text, then other tools' chunks (`other_tools.parameters_from_other_tools`,
+the seam where the readers of other tools' formats plug in). Every reader of PNG metadata (gallery
+index, viewer, drops, `gallery show`, reuse) goes through it. Reading never decodes pixels, caps
+what it reads, and raises only MetadataError, whatever the file holds.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ def read_info(path: str | os.PathLike[str]) -> tuple[dict[str, Any], tuple[int, 
     except PermissionError as exc:
         raise MetadataError(f"{name} cannot be read: permission denied.") from exc
     except Image.DecompressionBombError as exc:
-        raise MetadataError(f"{name} declares more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels: "
-                            "too large to open safely.") from exc
+        raise MetadataError(f"{name} declares more pixels than Pillow's limit for a safe open "
+                            f"({exc}).") from exc
     except Exception as exc:  # whatever a hostile file makes Pillow raise: still one sentence
         raise MetadataError(f"{name} is a damaged PNG file ({exc}).") from exc
 
@@ -91,7 +93,8 @@ def _read_info(f: IO[bytes], name: str) -> tuple[dict[str, Any], tuple[int, int]
     with im:
         if im.format != "PNG":
             raise MetadataError(f"{name} is a {im.format} image, not a PNG.")
-        info, size = dict(im.info), im.size
+        info: dict[str, Any] = {str(k): v for k, v in im.info.items()}
+        size = im.size
     if not _has_end(f):
         raise MetadataError(f"{name} is cut short (the PNG has no end): it was not fully written.")
     return info, size
