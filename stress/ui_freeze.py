@@ -22,6 +22,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--good", type=int, default=200, help="ordinary images beside the bad ones")
+    ap.add_argument("--no-bad", action="store_true", help="ordinary images only (the baseline)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sdstudio-freeze-"))
     os.environ["SDSTUDIO_HOME"] = str(root / "home")
@@ -39,10 +40,11 @@ def main() -> int:
     with Gallery(folder) as g:
         for i in range(args.good):
             g.save(Image.new("RGB", (256, 256), (i % 255, 80, 120)), GenerationRequest(f"ok {i}"), i)
-    (folder / "one-line-1MB.png").write_bytes(png_with_text(parameters="word " * 200_000))
-    (folder / "settings-2MB.png").write_bytes(png_with_text(
-        parameters="p\n" + "Steps: 1, " * 200_000))
-    write_bad_files(folder)
+    if not args.no_bad:
+        (folder / "one-line-1MB.png").write_bytes(png_with_text(parameters="word " * 200_000))
+        (folder / "settings-2MB.png").write_bytes(png_with_text(
+            parameters="p\n" + "Steps: 1, " * 200_000))
+        write_bad_files(folder)
 
     app = QApplication.instance() or QApplication(sys.argv)
     gaps: list[float] = []
