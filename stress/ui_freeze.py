@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--good", type=int, default=200, help="ordinary images beside the bad ones")
     ap.add_argument("--no-bad", action="store_true", help="ordinary images only (the baseline)")
@@ -88,7 +89,13 @@ def main() -> int:
           f"{len(report.unreadable) if report else '?'}, sync + thumbnails {total:.1f} s, "
           f"event-loop ticks {len(gaps)}, longest stall {worst * 1000:.0f} ms, "
           f"stalls over 100 ms {sum(g > 0.1 for g in gaps[1:])}")
-    return 0 if worst < 0.1 and report else 1
+    return (0 if worst < 0.1 and report else 1), root
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":
