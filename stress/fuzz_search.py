@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ def query(rng: random.Random) -> str:
     return "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=1)
@@ -69,7 +70,13 @@ def main() -> int:
           f"over 100 ms {slow}  slowest {worst * 1000:.1f} ms")
     for c in crashes[:10]:
         print("CRASH", c)
-    return 1 if crashes or slow else 0
+    return (1 if crashes or slow else 0), folder
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import itertools
 import multiprocessing
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import sys
@@ -116,7 +117,7 @@ def run(mode: str, trials: int, rng: random.Random, root: Path) -> bool:
     return totals == [0, 0, 0] and integrity in ("ok", "-")
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=100)
     ap.add_argument("--mode", choices=["window", "cli", "both"], default="both")
@@ -127,7 +128,13 @@ def main() -> int:
     rng = random.Random(args.seed)
     modes = ["window", "cli"] if args.mode == "both" else [args.mode]
     ok = all([run(m, args.trials, rng, root) for m in modes])
-    return 0 if ok else 1
+    return (0 if ok else 1), root
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":

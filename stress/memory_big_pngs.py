@@ -12,6 +12,7 @@ import json
 import multiprocessing
 import os
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -96,7 +97,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--limit-mb", type=float, default=500)
     args = ap.parse_args()
@@ -120,7 +121,13 @@ def main() -> int:
         print(f"{name:36} {size:6.1f} MB file  peak RSS {peak:6.0f} MB (at start {base:4.0f})  "
               f"{seconds:5.2f} s  listed {listed}  {('; '.join(errors) or 'no error')[:70]}  "
               f"{thumb[:60]}  {'OK' if good else 'OVER'}")
-    return 0 if ok else 1
+    return (0 if ok else 1), root
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":

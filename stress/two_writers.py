@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -38,7 +39,7 @@ def _writer(folder: str, index: str, who: int, images: int, errors) -> None:
         errors.put(f"writer {who}: {type(exc).__name__}: {exc}")
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=100)
     ap.add_argument("--images", type=int, default=20)
@@ -73,7 +74,7 @@ def main() -> int:
           f"crashed writers {failed}")
     for m in messages[:10]:
         print("ERROR", m)
-    return 0 if not (lost_files or duplicated or lost_rows or messages or failed) else 1
+    return (0 if not (lost_files or duplicated or lost_rows or messages or failed) else 1), root
 
 
 def _prompt(path: Path) -> tuple[str, str]:
@@ -81,6 +82,12 @@ def _prompt(path: Path) -> tuple[str, str]:
 
     p = read_png(path)
     return (p.prompt, p.negative_prompt) if p else ("", "")
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -19,9 +20,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-def main() -> int:
+def _run() -> tuple[int, Path]:
     ap = argparse.ArgumentParser()
     ap.add_argument("--good", type=int, default=200, help="ordinary images beside the bad ones")
+    ap.add_argument("--no-bad", action="store_true", help="ordinary images only (the baseline)")
+    ap.add_argument("--with-torch", action="store_true",
+                    help="import torch first, as the window's engine does (many more objects)")
+    ap.add_argument("--no-freeze", action="store_true",
+                    help="skip gc.freeze() (the app freezes the objects of start-up, ui/app.py)")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="sdstudio-freeze-"))
     os.environ["SDSTUDIO_HOME"] = str(root / "home")
@@ -39,12 +45,20 @@ def main() -> int:
     with Gallery(folder) as g:
         for i in range(args.good):
             g.save(Image.new("RGB", (256, 256), (i % 255, 80, 120)), GenerationRequest(f"ok {i}"), i)
-    (folder / "one-line-1MB.png").write_bytes(png_with_text(parameters="word " * 200_000))
-    (folder / "settings-2MB.png").write_bytes(png_with_text(
-        parameters="p\n" + "Steps: 1, " * 200_000))
-    write_bad_files(folder)
+    if not args.no_bad:
+        (folder / "one-line-1MB.png").write_bytes(png_with_text(parameters="word " * 200_000))
+        (folder / "settings-2MB.png").write_bytes(png_with_text(
+            parameters="p\n" + "Steps: 1, " * 200_000))
+        write_bad_files(folder)
+
+    if args.with_torch:
+        import torch  # noqa: F401
 
     app = QApplication.instance() or QApplication(sys.argv)
+    if not args.no_freeze:
+        import gc
+
+        gc.freeze()  # what run_app does after start-up and once torch is imported
     gaps: list[float] = []
     last = [time.perf_counter()]
 
@@ -82,11 +96,18 @@ def main() -> int:
     worst = max(gaps[1:], default=0.0)
     for gap, at in sorted(zip(gaps[1:], when[1:], strict=True), reverse=True)[:3]:
         print(f"stall {gap * 1000:.0f} ms ending {at - start:.2f} s after the panel was created")
-    print(f"listed {panel.model.rowCount()}, unreadable named "
+    print(f"{'torch, ' if args.with_torch else ''}{'no freeze, ' if args.no_freeze else ''}"
+          f"listed {panel.model.rowCount()}, unreadable named "
           f"{len(report.unreadable) if report else '?'}, sync + thumbnails {total:.1f} s, "
           f"event-loop ticks {len(gaps)}, longest stall {worst * 1000:.0f} ms, "
           f"stalls over 100 ms {sum(g > 0.1 for g in gaps[1:])}")
-    return 0 if worst < 0.1 and report else 1
+    return (0 if worst < 0.1 and report else 1), root
+
+
+def main() -> int:
+    code, work = _run()
+    shutil.rmtree(work, ignore_errors=True)  # the work folder (images, indexes) goes
+    return code
 
 
 if __name__ == "__main__":

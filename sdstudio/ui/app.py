@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 
@@ -27,6 +28,11 @@ def run_app(argv: list[str] | None = None,
     app.setWindowIcon(QIcon(str(resources_dir() / "icons" / "sdstudio.png")))
     window = MainWindow()
     window.show()
+    # A full garbage collection walks every tracked object holding the GIL; with Qt, our modules
+    # and torch that stalls the window for 0.5 s (stress/ui_freeze.py). Objects alive after
+    # start-up, and again once the engine has imported torch, are moved out of its sight.
+    gc.freeze()
+    window.coreReady.connect(lambda _names: gc.freeze())
     app.aboutToQuit.connect(window.jobs.shutdown)  # join the worker however the app ends
     if on_shown is not None:
         QTimer.singleShot(0, lambda: on_shown(window))

@@ -79,8 +79,6 @@ END;
 CREATE TABLE IF NOT EXISTS skipped(
     path TEXT PRIMARY KEY, file_size INTEGER, mtime_ns INTEGER, reason TEXT);
 """
-_COLUMNS = ("id, path, prompt, negative_prompt, seed, model, sampler, width, height, steps, cfg, "
-            "created, favourite, file_size, mtime_ns")
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
 
@@ -107,6 +105,12 @@ class GalleryImage(NamedTuple):
     @property
     def path(self) -> Path:
         return Path(self.file)
+
+
+# The columns a GalleryImage is read from, in its field order (the index stores `file` as `path`,
+# relative to the folder): one definition, so a new field cannot shift the others.
+_COLUMNS = ", ".join("path" if f == "file" else f for f in GalleryImage._fields)
+_FILE, _FAVOURITE = GalleryImage._fields.index("file"), GalleryImage._fields.index("favourite")
 
 
 @dataclass
@@ -459,12 +463,11 @@ class Gallery:
         return self._image(row) if row else None
 
     def _image(self, r: tuple[Any, ...]) -> GalleryImage:
-        # One name per column of _COLUMNS, so a reordered column list fails here, not silently.
-        (id_, rel, prompt, negative, seed, model, sampler, width, height, steps, cfg, created,
-         favourite, file_size, mtime_ns) = r
-        file = self._root + rel if os.sep == "/" else os.path.join(self._root, rel)
-        return GalleryImage(id_, file, prompt, negative, seed, model, sampler, width, height,
-                            steps, cfg, created, bool(favourite), file_size, mtime_ns)
+        values = list(r)
+        rel = values[_FILE]
+        values[_FILE] = self._root + rel if os.sep == "/" else os.path.join(self._root, rel)
+        values[_FAVOURITE] = bool(values[_FAVOURITE])
+        return GalleryImage._make(values)
 
     def parameters(self, path: str | os.PathLike[str]) -> Parameters | None:
         """The full parameters, read from the file itself."""
@@ -518,7 +521,6 @@ class Gallery:
 # ---------------------------------------------------------------- rows
 
 
-_COLUMN_NAMES = [c.strip() for c in _COLUMNS.split(",")]
 _INT64 = 1 << 63
 
 
