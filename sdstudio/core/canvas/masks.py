@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter, ImageOps
 
+from sdstudio.core.atomic import write_atomic
 from sdstudio.core.errors import UserError
 
 
@@ -82,3 +83,11 @@ def load_mask(path: str | Path, size: tuple[int, int] | None = None) -> Image.Im
     if size is not None and mask.size != size:
         mask = mask.resize(size, Image.Resampling.NEAREST)
     return mask
+
+
+def save_png(image: Image.Image, path: str | Path) -> Path:
+    """Write a mask (or any image the canvas made) as a PNG in one atomic step."""
+    try:
+        return write_atomic(path, lambda f: image.save(f, format="PNG"))
+    except OSError as exc:
+        raise UserError(f"Could not write {path}: {exc.strerror or exc}.") from None
