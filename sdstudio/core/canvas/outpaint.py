@@ -5,6 +5,7 @@ picture (so, feathered, the seam is repainted too and blends in)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter

@@ -21,6 +21,7 @@ from PIL import Image
 
 from sdstudio.core.canvas import masks
 from sdstudio.core.canvas.crop import only_masked_box, overlay_mask, paste_back
+from sdstudio.core.canvas.upscale import upscale_image, upscale_latents
 from sdstudio.core.canvas.upscalers import get_upscaler
 from sdstudio.core.errors import UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
@@ -136,10 +137,10 @@ def hires_fix(pipe: Any, req: GenerationRequest, tmp: Path, on_step: OnStep = No
     events = []
     for ev in result.images:
         if upscaler.space == "latent":
-            latents = upscaler.run(final["latents"][ev.index:ev.index + 1], size)
+            latents = upscale_latents(upscaler, final["latents"][ev.index:ev.index + 1], size)
             init = ev.image.resize(size, Image.Resampling.LANCZOS)  # the mode's stand-in only
         else:
-            latents, init = None, upscaler.run(ev.image, size)
+            latents, init = None, upscale_image(upscaler, ev.image, size)
         second = replace(first, seed=ev.seed, batch_size=1, width=size[0], height=size[1],
                          steps=req.hires_steps or req.steps, strength=req.hires_strength,
                          init_image=_save(init, tmp / f"hires-{ev.index}.png"))

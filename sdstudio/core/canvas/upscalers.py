@@ -1,14 +1,13 @@
 """Upscalers by name: A1111's "Latent" family (interpolation of the latents) and image upscalers.
 
 A small registry so a model-based upscaler (ESRGAN & co through spandrel) can slot in later as
-one more entry. Importing this module is torch-free: the request validates names with it.
+one more entry (a new `space`, run by `sdstudio.core.canvas.upscale`). Torch-free: the request
+validates names with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from sdstudio.core.errors import UserError
 
@@ -18,37 +17,19 @@ MODEL_SUFFIXES = (".pth", ".pt", ".safetensors", ".ckpt", ".bin")
 @dataclass(frozen=True)
 class Upscaler:
     name: str  # as A1111 writes it in `Hires upscaler`
-    space: str  # "latent": upscales latents (no VAE round trip) | "image": upscales a PIL image
-    run: Callable[[Any, tuple[int, int]], Any]  # (latents or image, (width, height)) -> same
-
-
-def _latent(mode: str, antialias: bool = False) -> Callable[[Any, tuple[int, int]], Any]:
-    def run(latents: Any, size: tuple[int, int]) -> Any:
-        import torch
-
-        # size is in pixels; the latents are 1/8 of it (A1111: target // opt_f)
-        shape = (size[1] // 8, size[0] // 8)
-        return torch.nn.functional.interpolate(latents, size=shape, mode=mode,
-                                               antialias=antialias)
-    return run
-
-
-def _pil(resample: str) -> Callable[[Any, tuple[int, int]], Any]:
-    def run(image: Any, size: tuple[int, int]) -> Any:
-        from PIL import Image
-
-        return image.resize(size, getattr(Image.Resampling, resample))
-    return run
+    space: str  # "latent": interpolates latents (no VAE round trip) | "image": resizes a picture
+    method: str  # torch.nn.functional.interpolate's mode, or a PIL resampling filter's name
+    antialias: bool = False
 
 
 UPSCALERS: dict[str, Upscaler] = {u.name: u for u in (
-    Upscaler("Latent", "latent", _latent("bilinear")),
-    Upscaler("Latent (antialiased)", "latent", _latent("bilinear", antialias=True)),
-    Upscaler("Latent (bicubic)", "latent", _latent("bicubic")),
-    Upscaler("Latent (nearest)", "latent", _latent("nearest")),
-    Upscaler("Latent (nearest-exact)", "latent", _latent("nearest-exact")),
-    Upscaler("Lanczos", "image", _pil("LANCZOS")),
-    Upscaler("Nearest", "image", _pil("NEAREST")),
+    Upscaler("Latent", "latent", "bilinear"),
+    Upscaler("Latent (antialiased)", "latent", "bilinear", antialias=True),
+    Upscaler("Latent (bicubic)", "latent", "bicubic"),
+    Upscaler("Latent (nearest)", "latent", "nearest"),
+    Upscaler("Latent (nearest-exact)", "latent", "nearest-exact"),
+    Upscaler("Lanczos", "image", "LANCZOS"),
+    Upscaler("Nearest", "image", "NEAREST"),
 )}
 
 

@@ -1,0 +1,22 @@
+"""Running an upscaler of the registry (`sdstudio.core.canvas.upscalers`)."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from sdstudio.core.canvas.upscalers import Upscaler
+
+
+def upscale_latents(upscaler: Upscaler, latents: torch.Tensor,
+                    size: tuple[int, int]) -> torch.Tensor:
+    """Latents to the latent size of `size` (pixels, width x height): A1111's `target // opt_f`."""
+    assert upscaler.space == "latent"
+    shape = (size[1] // 8, size[0] // 8)
+    return torch.nn.functional.interpolate(latents, size=shape, mode=upscaler.method,
+                                           antialias=upscaler.antialias)
+
+
+def upscale_image(upscaler: Upscaler, image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    assert upscaler.space == "image"
+    return image.resize(size, getattr(Image.Resampling, upscaler.method))
