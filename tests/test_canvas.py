@@ -199,3 +199,25 @@ def test_cli_hires(capsys, tiny_model_dir, tmp_path):
     code, out, err = _run(capsys, "generate", "a cat", "--hires-scale", "2", "--hires-upscaler",
                           "x.pth", "--out", str(tmp_path))
     assert code != 0 and "spandrel" in err and "Traceback" not in err
+
+
+def test_cli_upscale_keeps_the_metadata_and_records_the_step(capsys, tmp_path):
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", "a cat\nSteps: 2, Sampler: Euler, Seed: 1, Size: 16x8")
+    Image.new("RGB", (16, 8), (9, 99, 199)).save(tmp_path / "src.png", pnginfo=info)
+    code, out, err = _run(capsys, "upscale", str(tmp_path / "src.png"), "--scale", "2",
+                          "--upscaler", "lanczos", "--out", str(tmp_path / "up"))
+    assert code == 0, err
+    im = Image.open(out.strip())
+    assert im.size == (32, 16)
+    assert im.text["parameters"].startswith("a cat")
+    assert im.text["postprocessing"] == ("Postprocess upscale by: 2, Postprocess upscaler: "
+                                         "Lanczos, Source: src.png")
+    code, out, err = _run(capsys, "upscale", str(tmp_path / "src.png"), "--upscaler", "latent",
+                          "--out", str(tmp_path / "up"))
+    assert code != 0 and "hires fix" in err
+    code, out, err = _run(capsys, "upscale", str(tmp_path / "src.png"), "--upscaler",
+                          "RealESRGAN_x4.pth", "--out", str(tmp_path / "up"))
+    assert code != 0 and "spandrel" in err

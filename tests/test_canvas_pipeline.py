@@ -164,3 +164,19 @@ def test_whole_picture_original_no_blur_is_the_plain_pipeline(sd1, inputs, monke
     assert not canvas.needs_canvas(req.validate())
     assert canvas.needs_canvas(GenerationRequest(PROMPT, init_image="a", mask="b", mask_blur=4))
     assert canvas.needs_canvas(GenerationRequest(PROMPT, hires_scale=2))
+
+
+def test_sdxl_hires_and_9ch_only_masked(tiny_sdxl_model_dir, tiny_sdxl_inpaint_model_dir, inputs):
+    """The canvas paths are the family's pipeline underneath: SDXL runs them too."""
+    base = StableDiffusion(load_model(str(tiny_sdxl_model_dir), device="cpu"))
+    out = canvas.generate(base, GenerationRequest(PROMPT, steps=2, width=32, height=32,
+                                                  hires_scale=2, hires_steps=2)).images[0]
+    assert out.image.size == (64, 64) and np.asarray(out.image).std() > 2
+    nine = StableDiffusion(load_model(str(tiny_sdxl_inpaint_model_dir), device="cpu"))
+    init, mask = inputs
+    req = GenerationRequest(PROMPT, steps=2, width=32, height=32, init_image=str(init),
+                            mask=str(mask), inpaint_area="only-masked", mask_blur=1,
+                            masked_content="latent-noise", strength=0.8)
+    image = canvas.generate(nine, req).images[0].image
+    outside = np.asarray(masks.feather(Image.open(mask), 1)) == 0
+    assert np.array_equal(_np(image)[outside], _np(Image.open(init).convert("RGB"))[outside])

@@ -21,8 +21,8 @@ from PIL import Image
 
 from sdstudio.core.canvas import masks
 from sdstudio.core.canvas.crop import only_masked_box, overlay_mask, paste_back
-from sdstudio.core.canvas.upscale import upscale_image, upscale_latents
-from sdstudio.core.canvas.upscalers import get_upscaler
+from sdstudio.core.canvas.upscale import upscale_latents
+from sdstudio.core.canvas.upscalers import get_upscaler, upscale_image
 from sdstudio.core.errors import UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
 from sdstudio.core.request import GenerationRequest

@@ -1,9 +1,9 @@
-"""Running an upscaler of the registry (`sdstudio.core.canvas.upscalers`)."""
+"""Running a latent upscaler of the registry (`sdstudio.core.canvas.upscalers`); image
+upscalers run there, torch-free."""
 
 from __future__ import annotations
 
 import torch
-from PIL import Image
 
 from sdstudio.core.canvas.upscalers import Upscaler
 
@@ -16,7 +16,3 @@ def upscale_latents(upscaler: Upscaler, latents: torch.Tensor,
     return torch.nn.functional.interpolate(latents, size=shape, mode=upscaler.method,
                                            antialias=upscaler.antialias)
 
-
-def upscale_image(upscaler: Upscaler, image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    assert upscaler.space == "image"
-    return image.resize(size, getattr(Image.Resampling, upscaler.method))
