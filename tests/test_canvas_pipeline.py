@@ -180,3 +180,30 @@ def test_sdxl_hires_and_9ch_only_masked(tiny_sdxl_model_dir, tiny_sdxl_inpaint_m
     image = canvas.generate(nine, req).images[0].image
     outside = np.asarray(masks.feather(Image.open(mask), 1)) == 0
     assert np.array_equal(_np(image)[outside], _np(Image.open(init).convert("RGB"))[outside])
+
+
+def test_whole_picture_with_blur_pastes_back_with_the_doubled_soft_mask(sd1, inputs):
+    init, mask = inputs
+    req = GenerationRequest(PROMPT, seed=2, steps=3, width=96, height=64, init_image=str(init),
+                            mask=str(mask), strength=0.9, mask_blur=3)
+    out = canvas.generate(sd1, req).images[0].image
+    soft = np.asarray(masks.feather(Image.open(mask), 3))
+    original = _np(Image.open(init).convert("RGB"))
+    changed = np.any(_np(out) != original, axis=2)
+    assert not changed[soft == 0].any()
+    assert changed[soft >= 128].mean() > 0.9  # doubled: half-strength edge is fully repainted
+
+
+def test_the_engine_runs_the_canvas_and_checks_the_hires_size(tiny_model_dir, monkeypatch):
+    from sdstudio.core.engine import Engine
+
+    engine = Engine()
+    seen = []
+    real = Engine.check_fits
+    monkeypatch.setattr(Engine, "check_fits", lambda self, r: seen.append(r) or real(self, r))
+    result = engine.generate(GenerationRequest(PROMPT, steps=2, width=32, height=24,
+                                               hires_scale=2, model=str(tiny_model_dir),
+                                               device="cpu"))
+    assert (seen[0].width, seen[0].height) == (64, 48)
+    ev = result.images[0]
+    assert ev.image.size == (64, 48) and ev.record and ev.request.hires_scale == 2

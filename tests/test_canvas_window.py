@@ -58,7 +58,7 @@ def test_paint_a_mask_and_inpaint_only_that(window, qtbot, tmp_path, monkeypatch
     def paint(dialog: MaskPainterDialog) -> int:
         c = dialog.painter.canvas
         c.apply(lambda m: m.point(lambda v: 0))
-        box = Image.new("L", m_size := c.mask().size)
+        box = Image.new("L", m_size := c.mask_image().size)
         box.paste(255, (36, 10, 56, 30))
         assert m_size == (64, 48)
         c.load_mask(box)

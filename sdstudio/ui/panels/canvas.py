@@ -137,7 +137,7 @@ class MaskCanvas(QWidget):
     def has_image(self) -> bool:
         return not self._image.isNull()
 
-    def mask(self) -> Image.Image:  # type: ignore[override]  # QWidget.mask is not used here
+    def mask_image(self) -> Image.Image:  # not `mask`: that would hide QWidget.mask()
         return mask_to_pil(self._mask)
 
     def _set_mask(self, mask: QImage) -> None:
@@ -149,7 +149,7 @@ class MaskCanvas(QWidget):
         if self._mask.isNull():
             self._overlay = QImage()
             return
-        m = np.asarray(self.mask(), dtype=np.float32)
+        m = np.asarray(self.mask_image(), dtype=np.float32)
         h, w = m.shape
         rgba = np.empty((h, w, 4), np.uint8)
         rgba[..., 0], rgba[..., 1], rgba[..., 2] = (self._colour.red(), self._colour.green(),
@@ -164,7 +164,7 @@ class MaskCanvas(QWidget):
         if not self.has_image():
             return
         self._push_undo()
-        self._set_mask(pil_to_qimage(op(self.mask())))
+        self._set_mask(pil_to_qimage(op(self.mask_image())))
 
     def invert(self) -> None:
         self.apply(masks.invert)
@@ -339,13 +339,13 @@ class MaskPainter(QWidget):
         self.brush.setChecked(True)
         self.brush.clicked.connect(lambda: self._set_erasing(False))
         self.eraser.clicked.connect(lambda: self._set_erasing(True))
-        self.size = QSpinBox()
-        self.size.setObjectName("brush_size")
-        self.size.setRange(MIN_BRUSH, MAX_BRUSH)
-        self.size.setValue(self.canvas.brush_size())
-        self.size.setToolTip("Brush size in image pixels ([ and ] change it)")
-        self.size.valueChanged.connect(self.canvas.set_brush_size)
-        self.canvas.brushChanged.connect(self.size.setValue)
+        self.brush_size = QSpinBox()
+        self.brush_size.setObjectName("brush_size")
+        self.brush_size.setRange(MIN_BRUSH, MAX_BRUSH)
+        self.brush_size.setValue(self.canvas.brush_size())
+        self.brush_size.setToolTip("Brush size in image pixels ([ and ] change it)")
+        self.brush_size.valueChanged.connect(self.canvas.set_brush_size)
+        self.canvas.brushChanged.connect(self.brush_size.setValue)
         self.feather_radius = QSpinBox()
         self.feather_radius.setObjectName("feather_radius")
         self.feather_radius.setRange(1, d.MAX_MASK_BLUR)
@@ -368,7 +368,7 @@ class MaskPainter(QWidget):
         row.addWidget(self.brush)
         row.addWidget(self.eraser)
         row.addWidget(QLabel("Size"))
-        row.addWidget(self.size)
+        row.addWidget(self.brush_size)
         for b in buttons[:3]:
             row.addWidget(b)
         row.addWidget(buttons[3])
@@ -418,7 +418,7 @@ class MaskPainter(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export mask", "mask.png", "PNG (*.png)")
         if path:
             try:
-                masks.save_png(self.canvas.mask(), path)
+                masks.save_png(self.canvas.mask_image(), path)
             except UserError as exc:
                 QMessageBox.warning(self, "Export mask", str(exc))
 
@@ -444,7 +444,7 @@ class MaskPainterDialog(QDialog):
 
     def save_and_accept(self) -> None:
         try:
-            self.saved_path = save_mask_file(self.painter.canvas.mask())
+            self.saved_path = save_mask_file(self.painter.canvas.mask_image())
         except UserError as exc:
             QMessageBox.warning(self, "Save mask", str(exc))
             return
@@ -509,9 +509,10 @@ class CanvasOptions:
         if not init:
             return
         parent = self.paint_button.window()
+        mask_path = self._mask.path()
         try:
             image = Image.open(init).convert("RGB")
-            mask = masks.load_mask(self._mask.path()) if self._mask.path() else None
+            mask = masks.load_mask(mask_path) if mask_path else None
         except (OSError, UserError) as exc:
             QMessageBox.warning(parent, "Paint mask", str(exc))
             return
