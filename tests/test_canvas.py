@@ -178,10 +178,11 @@ def test_cli_only_masked_and_outpaint(capsys, tiny_model_dir, tmp_path):
     assert code == 0, err
     result = Image.open(out.strip())
     assert result.size == (80, 40)
-    mask = masks.feather(Image.open(tmp_path / "b" / "init-outpaint-mask.png"), 8)
+    (mask_file,) = (tmp_path / "b").glob("init-outpaint-*-mask.png")
+    mask = masks.feather(Image.open(mask_file), 8)
     kept = np.asarray(mask) == 0  # outside the overlap and its blur: the picture, byte for byte
     assert kept[:, :16].all() and not kept[:, 40:].any()
-    extended = np.asarray(Image.open(tmp_path / "b" / "init-outpaint.png"))
+    extended = np.asarray(Image.open(str(mask_file).replace("-mask.png", ".png")))
     assert np.array_equal(np.asarray(result)[kept], extended[kept])
     assert np.array_equal(extended[:, :56], np.asarray(Image.open(init)))
 

@@ -73,3 +73,23 @@ def test_paint_a_mask_and_inpaint_only_that(window, qtbot, tmp_path, monkeypatch
     assert request.mask == panel.mask_slot.path() and request.inpaint_area == "only-masked"
     assert (image.width(), image.height()) == (64, 48)  # the picture's size, not 32x32
     assert Image.open(request.mask).size == (64, 48)
+
+
+def test_outpaint_to_the_right_in_the_window(window, qtbot, tmp_path, monkeypatch):
+    from sdstudio.ui.panels.canvas import OutpaintDialog
+
+    init = tmp_path / "init.png"
+    Image.new("RGB", (32, 32), (20, 30, 160)).save(init)
+    panel = window.params_panel
+    panel.init_image.set_path(str(init))
+
+    def choose(dialog: OutpaintDialog) -> int:
+        dialog.sides["right"].setValue(24)
+        return OutpaintDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(OutpaintDialog, "exec", choose)
+    panel.canvas.outpaint_button.click()
+    assert Image.open(panel.init_image.path()).size == (56, 32)
+    image, request = _generate(qtbot, window)
+    assert (image.width(), image.height()) == (56, 32)
+    assert request.inpaint_area == "only-masked" and request.mask_blur == 8

@@ -144,7 +144,7 @@ class ParamsPanel(QWidget):
         img_form.addRow("Init", self.init_image)
         img_form.addRow("Strength", self.strength)
         img_form.addRow("Mask", self.mask_slot)
-        img_form.addRow("", self.canvas.paint_button)
+        img_form.addRow("", self.canvas.buttons)
         img_form.addRow("Inpaint", self.canvas.inpaint)
 
         layout = QVBoxLayout(self)

@@ -4,6 +4,7 @@ picture (so, feathered, the seam is repainted too and blends in)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,8 +78,11 @@ def prepare(image_path: Path, ext: Extension, folder: Path, fill: str = "edge",
     except (OSError, ValueError) as exc:
         raise UserError(f"Image {image_path} cannot be opened ({exc}).") from None
     extended, mask = extend_canvas(image, ext, fill, overlap)
-    stem = image_path.stem
-    init_path, mask_path = folder / f"{stem}-outpaint.png", folder / f"{stem}-outpaint-mask.png"
+    # named by the source and the settings: another outpaint never overwrites the files an
+    # earlier image's request points at
+    key = hashlib.sha256(image_path.read_bytes() + repr((ext, fill, overlap)).encode())
+    stem = f"{image_path.stem}-outpaint-{key.hexdigest()[:8]}"
+    init_path, mask_path = folder / f"{stem}.png", folder / f"{stem}-mask.png"
     save_png(extended, init_path)
     save_png(mask, mask_path)
     return str(init_path), str(mask_path)

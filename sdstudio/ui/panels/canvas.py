@@ -8,8 +8,8 @@ window and the CLI mean the same thing by them. `MaskPainter` adds the tool bar;
 the mask as a PNG in the user's masks folder, named by its content, and the request carries that
 path (so the gallery's record of an inpainted image points at its mask).
 
-`CanvasOptions` is what the parameters panel embeds: the "Paint mask…" button, A1111's inpaint
-options and the hires fix group, with `params()` / `set_params()` in GenerationRequest's names.
+`CanvasOptions` is what the parameters panel embeds: the "Paint mask…" and "Outpaint…" buttons,
+A1111's inpaint options and the hires fix group, with `params()` / `set_params()` in GenerationRequest's names.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from PySide6.QtWidgets import (
 
 from sdstudio.core import defaults as d
 from sdstudio.core.canvas import masks
+from sdstudio.core.canvas.outpaint import FILLS, Extension, prepare
 from sdstudio.core.canvas.upscalers import UPSCALERS
 from sdstudio.core.errors import UserError
 from sdstudio.core.paths import data_dir
@@ -451,6 +452,36 @@ class MaskPainterDialog(QDialog):
         self.accept()
 
 
+class OutpaintDialog(QDialog):
+    """How many pixels to add on each side, the seam's overlap and the new area's fill."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Outpaint")
+        form = QFormLayout(self)
+        self.sides = {side: _int_spin(f"outpaint_{side}", 0, d.MAX_SIDE, 0,
+                                      f"Pixels to add on the {side}")
+                      for side in ("left", "top", "right", "bottom")}
+        self.sides["right"].setValue(128)
+        for side, spin in self.sides.items():
+            spin.setSingleStep(8)
+            form.addRow(side.capitalize(), spin)
+        self.overlap = _int_spin("outpaint_overlap", 0, 512, 16,
+                                 "Pixels of the picture repainted along the seam")
+        self.fill = _combo("outpaint_fill", FILLS, "edge: the edge stretched out; blur: the "
+                           "picture's blurred colours")
+        form.addRow("Overlap", self.overlap)
+        form.addRow("Fill", self.fill)
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok
+                               | QDialogButtonBox.StandardButton.Cancel)
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        form.addRow(box)
+
+    def extension(self) -> Extension:
+        return Extension(**{side: spin.value() for side, spin in self.sides.items()})
+
+
 class CanvasOptions:
     """The canvas's widgets in the parameters panel: "Paint mask…", inpaint options, hires fix."""
 
@@ -460,8 +491,19 @@ class CanvasOptions:
         self.paint_button.setObjectName("paint_mask")
         self.paint_button.setToolTip("Paint the mask over the init image")
         self.paint_button.clicked.connect(self.paint)
-        init_slot.changed.connect(lambda p: self.paint_button.setEnabled(p is not None))
-        self.paint_button.setEnabled(init_slot.path() is not None)
+        self.outpaint_button = QPushButton("Outpaint…")
+        self.outpaint_button.setObjectName("outpaint")
+        self.outpaint_button.setToolTip("Extend the init image on any side; Generate then "
+                                        "paints the new area")
+        self.outpaint_button.clicked.connect(self.outpaint)
+        self.buttons = QWidget()
+        row = QHBoxLayout(self.buttons)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.paint_button)
+        row.addWidget(self.outpaint_button)
+        for button in (self.paint_button, self.outpaint_button):
+            init_slot.changed.connect(lambda p, b=button: b.setEnabled(p is not None))
+            button.setEnabled(init_slot.path() is not None)
 
         self.inpaint = QWidget()
         form = QFormLayout(self.inpaint)
@@ -519,6 +561,29 @@ class CanvasOptions:
         dialog = MaskPainterDialog(image, mask, parent)
         if dialog.exec() == QDialog.DialogCode.Accepted and dialog.saved_path is not None:
             self._mask.set_path(str(dialog.saved_path))
+
+    def outpaint(self) -> None:
+        """Extend the init image (written with its mask into the masks folder), make them the
+        init image and mask, and set the options outpainting wants; Generate does the rest."""
+        init = self._init.path()
+        if not init:
+            return
+        parent = self.paint_button.window()
+        dialog = OutpaintDialog(parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            folder = masks_dir()
+            folder.mkdir(parents=True, exist_ok=True)
+            image, mask = prepare(Path(init), dialog.extension(), folder,
+                                  dialog.fill.currentText(), dialog.overlap.value())
+        except (OSError, UserError) as exc:
+            QMessageBox.warning(parent, "Outpaint", str(exc))
+            return
+        self._init.set_path(image)
+        self._mask.set_path(mask)
+        self.set_params({"inpaint_area": "only-masked", "mask_blur": max(self.blur.value(), 8),
+                         "masked_content": "original"})
 
     def params(self) -> dict[str, Any]:
         return {
