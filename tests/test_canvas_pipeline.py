@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_pipeline_equivalence import _pipe  # diffusers' own pipeline on our components
 
 from sdstudio.core.canvas import masks
 from sdstudio.core.canvas import run as canvas
 from sdstudio.core.canvas.crop import only_masked_box
 from sdstudio.core.models import load_model
-from sdstudio.core.pipeline import StableDiffusion, fresh_scheduler
+from sdstudio.core.pipeline import StableDiffusion
 from sdstudio.core.request import GenerationRequest
 
 PROMPT = "a red circle"
@@ -42,45 +43,40 @@ def inputs(tmp_path_factory):
     return d / "init.png", d / "mask.png"
 
 
-def _diffusers(cls_name: str, m, scheduler: str):
-    import diffusers
-
-    pipe = getattr(diffusers, cls_name)(
-        vae=m.vae, text_encoder=m.text_encoder, tokenizer=m.tokenizer, unet=m.unet,
-        scheduler=fresh_scheduler(scheduler, m.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def _np(image) -> np.ndarray:
     return np.asarray(image, dtype=np.int16)
 
 
-@pytest.mark.parametrize("upscaler", ["Latent", "Latent (nearest)", "Lanczos"])
-def test_hires_fix_equals_txt2img_upscale_img2img_in_diffusers(sd1, upscaler):
+@pytest.mark.parametrize(("family", "upscaler"), [
+    ("sd1", "Latent"), ("sd1", "Latent (nearest)"), ("sd1", "Lanczos"),
+    ("sdxl", "Latent"), ("sdxl", "Lanczos"),
+])
+def test_hires_fix_equals_txt2img_upscale_img2img_in_diffusers(sd1, tiny_sdxl_model_dir,
+                                                               family, upscaler):
+    pipe = sd1 if family == "sd1" else StableDiffusion(
+        load_model(str(tiny_sdxl_model_dir), device="cpu"))
     req = GenerationRequest(PROMPT, seed=7, steps=4, width=32, height=24, batch_size=2,
                             hires_scale=2, hires_steps=5, hires_strength=0.6,
                             hires_upscaler=upscaler, scheduler="Euler")
     steps = []
-    ours = canvas.generate(sd1, req, on_step=steps.append).images
+    ours = canvas.generate(pipe, req, on_step=steps.append).images
     assert [e.image.size for e in ours] == [(64, 48)] * 2
     assert {s.phase for s in steps} == {"first", "hires"}
-    m = sd1.model
-    txt = _diffusers("StableDiffusionPipeline", m, "Euler")
-    img = _diffusers("StableDiffusionImg2ImgPipeline", m, "Euler")
+    txt = _pipe("txt2img", pipe.model, "Euler")
+    img = _pipe("img2img", pipe.model, "Euler")
     for ev, seed in zip(ours, (7, 8), strict=True):
         gen = torch.Generator("cpu").manual_seed(seed)
         if upscaler.startswith("Latent"):
-            z = txt(PROMPT, num_inference_steps=4, width=32, height=24, generator=gen,
+            z = txt(PROMPT, guidance_scale=7.5, num_inference_steps=4, width=32, height=24, generator=gen,
                     output_type="latent").images
             mode = "nearest" if "nearest" in upscaler else "bilinear"
             init = torch.nn.functional.interpolate(z, size=(6, 8), mode=mode)
         else:
-            first = txt(PROMPT, num_inference_steps=4, width=32, height=24, generator=gen).images[0]
+            first = txt(PROMPT, guidance_scale=7.5, num_inference_steps=4, width=32, height=24,
+                        generator=gen).images[0]
             init = first.resize((64, 48), Image.Resampling.LANCZOS)
         gen = torch.Generator("cpu").manual_seed(seed)
-        theirs = img(PROMPT, image=init, strength=0.6, num_inference_steps=5, generator=gen,
+        theirs = img(PROMPT, guidance_scale=7.5, image=init, strength=0.6, num_inference_steps=5, generator=gen,
                      output_type="np").images[0]
         a, b = _np(ev.image), np.round(theirs * 255).astype(np.int16)
         assert a.std() > 2
