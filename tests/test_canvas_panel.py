@@ -161,3 +161,22 @@ def test_dialog_saves_into_the_masks_folder_and_the_panel_carries_it(qtbot, tmp_
     panel.init_image.set_path(None)
     panel.mask_slot.set_path(None)
     assert panel.request("a cat").validate().hires_size == (1024, 1024)
+
+
+def test_canvas_options_persist_in_the_settings(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from sdstudio.ui.settings import Settings
+
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    panel = ParamsPanel()
+    qtbot.addWidget(panel)
+    panel.canvas.set_params({"inpaint_area": "only-masked", "mask_blur": 6, "hires_scale": 1.5,
+                             "hires_upscaler": "Lanczos", "masked_content": "latent-noise"})
+    settings.set_params(panel.params())
+    restored = settings.params()
+    assert (restored["inpaint_area"], restored["mask_blur"], restored["hires_scale"],
+            restored["hires_upscaler"], restored["masked_content"]) == (
+        "only-masked", 6, 1.5, "Lanczos", "latent-noise")
+    settings.set_params({"inpaint_area": "bogus", "mask_blur": -3})
+    assert settings.params()["inpaint_area"] == "whole" and settings.params()["mask_blur"] == 0
