@@ -18,6 +18,23 @@ T = TypeVar("T")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint)")
     p.add_argument("prompt")
+    add_generation_arguments(p)
+    p.add_argument("--init-image", default=None, help="PNG/JPEG to start from (img2img)")
+    p.add_argument("--mask", default=None, help="inpainting mask: white = repaint, black = keep")
+    p.add_argument("--hires-scale", type=float, default=1.0,
+                   help="hires fix: a second img2img pass at this scale (1 = off)")
+    p.add_argument("--hires-steps", type=int, default=0,
+                   help="the hires pass's steps (0 = the same as --steps)")
+    p.add_argument("--hires-denoise", "--hires-strength", dest="hires_strength", type=float,
+                   default=0.5, help="the hires pass's denoising strength in (0, 1]")
+    p.add_argument("--hires-upscaler", default="Latent",
+                   help="Latent, latent-nearest, latent-bicubic, lanczos, nearest")
+    p.set_defaults(func=run)
+
+
+def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEFAULT_STRENGTH,
+                             mask_blur: int = 0, inpaint_area: str = "whole") -> None:
+    """The options `generate` and `outpaint` share."""
     p.add_argument("--model", default=d.DEMO_MODEL,
                    help='"demo", a diffusers folder, a .safetensors/.ckpt file or a cached HF id')
     p.add_argument("--negative", default="", help="negative prompt")
@@ -31,14 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=None, help="default: the model's native size")
     p.add_argument("--height", type=int, default=None, help="default: the model's native size")
     p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--init-image", default=None, help="PNG/JPEG to start from (img2img)")
-    p.add_argument("--strength", type=float, default=d.DEFAULT_STRENGTH,
+    p.add_argument("--strength", type=float, default=strength,
                    help="img2img/inpaint strength in (0, 1]")
-    p.add_argument("--mask", default=None, help="inpainting mask: white = repaint, black = keep")
+    p.add_argument("--inpaint-area", choices=d.INPAINT_AREAS, default=inpaint_area,
+                   help="inpaint the whole picture, or only the masked part (cropped, at the "
+                   "model's size, pasted back)")
+    p.add_argument("--padding", type=int, default=32,
+                   help="only-masked: pixels of context around the mask")
+    p.add_argument("--masked-content", choices=d.MASKED_CONTENTS, default="original",
+                   help="what the masked area starts from")
+    p.add_argument("--mask-blur", type=int, default=mask_blur,
+                   help="Gaussian blur of the mask's edge in pixels (the soft paste back)")
     p.add_argument("--device", default="auto", choices=d.DEVICES)
     p.add_argument("--dtype", default="auto", choices=d.DTYPES)
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,7 +78,12 @@ def run(args: argparse.Namespace) -> int:
         scheduler=args.scheduler, width=_or(args.width, d.DEFAULT_SIZE),
         height=_or(args.height, d.DEFAULT_SIZE), batch_size=args.batch,
         init_image=args.init_image, strength=args.strength, mask=args.mask, model=args.model,
-        device=args.device, dtype=args.dtype,
+        device=args.device, dtype=args.dtype, inpaint_area=args.inpaint_area,
+        inpaint_padding=args.padding, masked_content=args.masked_content,
+        mask_blur=args.mask_blur, hires_scale=getattr(args, "hires_scale", 1.0),
+        hires_steps=getattr(args, "hires_steps", 0),
+        hires_strength=getattr(args, "hires_strength", 0.5),
+        hires_upscaler=getattr(args, "hires_upscaler", "Latent"),
     ).validate()
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():
@@ -105,10 +133,14 @@ class _Progress:
         self.bar: Any = None
 
     def __call__(self, event: StepEvent) -> None:
+        if self.bar is not None and event.step == 1:  # the next pass (hires fix, next image)
+            self.bar.close()
+            self.bar = None
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=event.total, file=sys.stderr, unit="step", leave=False)
+            self.bar = tqdm(total=event.total, file=sys.stderr, unit="step", leave=False,
+                            desc=event.phase or None)
         self.bar.update(1)
 
     def __enter__(self) -> _Progress:

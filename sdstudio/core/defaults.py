@@ -25,3 +25,9 @@ MAX_BATCH = 64
 MAX_STEPS = 1000  # the schedulers' training schedule has 1000 timesteps
 MAX_GUIDANCE = 100.0
 MAX_SEED = 2**63 - 1  # image i of a batch uses seed + i, so seed + batch - 1 must stay below
+
+# The canvas: A1111's inpaint options and hires fix.
+INPAINT_AREAS = ("whole", "only-masked")
+MASKED_CONTENTS = ("original", "fill", "latent-noise", "latent-nothing")
+MAX_MASK_BLUR = 256
+MAX_HIRES_SCALE = 8.0

@@ -163,7 +163,8 @@ class Engine:
         model's record. Out of memory unloads the model (so the next job starts clean)."""
         request = request.validate()
         self.load(request.model, request.device, request.dtype)
-        self.check_fits(request)
+        w, h = request.hires_size if request.hires else (request.width, request.height)
+        self.check_fits(replace(request, width=w, height=h))  # the largest pass
         record = self.record()
 
         def stamp(event: ImageEvent) -> None:
@@ -172,8 +173,11 @@ class Engine:
                 on_image(event)
 
         try:
-            result: GenerationResult = self._pipeline.generate(
-                request, on_step=on_step, should_cancel=should_cancel, on_image=stamp)
+            from sdstudio.core.canvas import run as canvas  # hires fix, only masked, ...
+
+            result: GenerationResult = canvas.generate(
+                self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
+                on_image=stamp)
         except Exception as exc:
             if is_out_of_memory(exc):
                 self.unload()

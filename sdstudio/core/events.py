@@ -28,6 +28,7 @@ class StepEvent:
     latents: torch.Tensor
     elapsed: float  # seconds since the loop started
     denoised: torch.Tensor | None = None  # the model's estimate of the clean latents (x0) now
+    phase: str = ""  # hires fix: "first" or "hires" (which pass this step is of)
 
 
 @dataclass

@@ -36,6 +36,15 @@ class GenerationRequest:
     model: str = DEMO_MODEL  # "demo", a folder, a .safetensors/.ckpt file, or a HF id in the cache
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "auto"  # auto | fp32 | fp16
+    # The canvas (sdstudio.core.canvas): A1111's inpaint options and hires fix.
+    inpaint_area: str = "whole"  # whole | only-masked (crop to the mask's box + padding)
+    inpaint_padding: int = 32  # only-masked: pixels around the mask's bounding box
+    masked_content: str = "original"  # original | fill | latent-noise | latent-nothing
+    mask_blur: int = 0  # Gaussian blur radius of the mask; > 0 pastes back with the soft mask
+    hires_scale: float = 1.0  # > 1: hires fix, a second img2img pass at this scale
+    hires_steps: int = 0  # the second pass's steps (0: the first pass's)
+    hires_strength: float = 0.5  # the second pass's denoising strength
+    hires_upscaler: str = "Latent"  # a name of sdstudio.core.canvas.upscalers.UPSCALERS
 
     @property
     def mode(self) -> str:
@@ -80,7 +89,55 @@ class GenerationRequest:
             raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise UserError("The prompt and the negative prompt must be text.")
-        return replace(self, scheduler=canonical_name(str(self.scheduler)))
+        return replace(self, scheduler=canonical_name(str(self.scheduler)),
+                       hires_upscaler=self._validate_canvas())
+
+    def _validate_canvas(self) -> str:
+        """The inpaint and hires fields; returns the upscaler's canonical name."""
+        if self.inpaint_area not in d.INPAINT_AREAS:
+            raise UserError(f"Inpaint area must be whole or only-masked, got "
+                            f"{_short(self.inpaint_area)}.")
+        if not 0 <= _integer(self, "inpaint_padding") <= d.MAX_SIDE:
+            raise UserError(f"Padding must be between 0 and {d.MAX_SIDE} pixels, "
+                            f"got {self.inpaint_padding}.")
+        if self.masked_content not in d.MASKED_CONTENTS:
+            raise UserError("Masked content must be original, fill, latent-noise or "
+                            f"latent-nothing, got {_short(self.masked_content)}.")
+        if not 0 <= _integer(self, "mask_blur") <= d.MAX_MASK_BLUR:
+            raise UserError(f"Mask blur must be between 0 and {d.MAX_MASK_BLUR} pixels, "
+                            f"got {self.mask_blur}.")
+        if not _finite(self.hires_scale) or not 1 <= self.hires_scale <= d.MAX_HIRES_SCALE:
+            raise UserError(f"Hires scale must be a number between 1 and {d.MAX_HIRES_SCALE:g}, "
+                            f"got {_short(self.hires_scale)}.")
+        if self.hires_scale == 1:
+            return str(self.hires_upscaler)
+        if self.init_image:
+            raise UserError("Hires fix is for txt2img: remove the init image or set the hires "
+                            "scale to 1.")
+        if not 0 <= _integer(self, "hires_steps") <= d.MAX_STEPS:
+            raise UserError(f"Hires steps must be between 0 and {d.MAX_STEPS}, "
+                            f"got {self.hires_steps}.")
+        if not (_finite(self.hires_strength) and 0 < self.hires_strength <= 1):
+            raise UserError(f"Hires denoising strength must be in (0, 1], "
+                            f"got {_short(self.hires_strength)}.")
+        for side in self.hires_size:
+            if side > d.MAX_SIDE:
+                raise UserError(f"The hires size {self.hires_size[0]}x{self.hires_size[1]} is "
+                                f"above {d.MAX_SIDE}: lower the hires scale.")
+        from sdstudio.core.canvas.upscalers import canonical_upscaler
+
+        return canonical_upscaler(str(self.hires_upscaler))
+
+    @property
+    def hires(self) -> bool:
+        """Whether hires fix runs (a scale above 1 that changes the size)."""
+        return _finite(self.hires_scale) and self.hires_scale > 1 and not self.init_image
+
+    @property
+    def hires_size(self) -> tuple[int, int]:
+        """The second pass's width and height: the scaled size, down to a multiple of 8."""
+        return (int(self.width * self.hires_scale) // 8 * 8,
+                int(self.height * self.hires_scale) // 8 * 8)
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_size)]

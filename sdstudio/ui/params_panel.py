@@ -26,6 +26,7 @@ from sdstudio.core import defaults as d
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.image_slot import ImageSlot
 from sdstudio.ui.model_picker import ModelPicker
+from sdstudio.ui.panels.canvas import CanvasOptions
 
 SIZE_PRESETS: tuple[tuple[int, int], ...] = (
     (64, 64), (128, 128), (256, 256), (512, 512), (512, 768), (768, 512),
@@ -96,6 +97,7 @@ class ParamsPanel(QWidget):
         self.mask_slot = ImageSlot("mask")  # not `mask`: that would hide QWidget.mask()
         self.mask_slot.setObjectName("mask")
         self.mask_slot.setToolTip("White = repaint, black = keep; needs an init image")
+        self.canvas = CanvasOptions(self.init_image, self.mask_slot)  # painter, inpaint, hires
 
         self.device = QComboBox()
         self.device.setObjectName("device")
@@ -142,10 +144,13 @@ class ParamsPanel(QWidget):
         img_form.addRow("Init", self.init_image)
         img_form.addRow("Strength", self.strength)
         img_form.addRow("Mask", self.mask_slot)
+        img_form.addRow("", self.canvas.buttons)
+        img_form.addRow("Inpaint", self.canvas.inpaint)
 
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(img)
+        layout.addWidget(self.canvas.hires)
         layout.addStretch(1)
 
     @staticmethod
@@ -220,6 +225,7 @@ class ParamsPanel(QWidget):
             "mask": self.mask_slot.path(),
             "device": self.device.currentText(),
             "dtype": self.dtype.currentText(),
+            **self.canvas.params(),
         }
 
     def request(self, prompt: str, negative_prompt: str = "") -> GenerationRequest:
@@ -259,6 +265,7 @@ class ParamsPanel(QWidget):
             self.device.setCurrentText(str(p["device"]))
         if p.get("dtype"):
             self.dtype.setCurrentText(str(p["dtype"]))
+        self.canvas.set_params(p)
 
 
 def _exists(path: object) -> bool:

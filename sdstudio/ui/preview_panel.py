@@ -88,7 +88,8 @@ class PreviewPanel(QWidget):
         self.progress.setRange(0, sp.total)
         self.progress.setValue(sp.step)
         self.progress.setFormat(f"{_seconds(sp.elapsed)} elapsed · ETA {_seconds(eta)}")
-        self.caption.setText(f"Step {sp.step}/{sp.total}")
+        phase = {"first": "First pass · ", "hires": "Hires pass · "}.get(sp.phase, "")
+        self.caption.setText(f"{phase}Step {sp.step}/{sp.total}")
 
     def show_final(self, image: QImage, label: str) -> None:
         self._history.append((label, 0, image, image))

@@ -37,6 +37,15 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "model": d.DEMO_MODEL,
     "device": "auto",
     "dtype": "auto",
+    # the canvas (inpaint options, hires fix), as GenerationRequest's defaults
+    "inpaint_area": "whole",
+    "inpaint_padding": 32,
+    "masked_content": "original",
+    "mask_blur": 0,
+    "hires_scale": 1.0,
+    "hires_steps": 0,
+    "hires_strength": 0.5,
+    "hires_upscaler": "Latent",
 }
 MAX_OPENED_MODELS = 10
 
@@ -54,16 +63,19 @@ def _valid(name: str, value: Any) -> bool:
         return value in d.DEVICES
     if name == "dtype":
         return value in d.DTYPES
+    if name in ("inpaint_area", "masked_content"):
+        return value in (d.INPAINT_AREAS if name == "inpaint_area" else d.MASKED_CONTENTS)
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
         limits = {"seed": (0, d.MAX_SEED), "steps": (1, d.MAX_STEPS),
                   "width": (8, d.MAX_SIDE), "height": (8, d.MAX_SIDE),
-                  "batch_size": (1, d.MAX_BATCH)}[name]
+                  "batch_size": (1, d.MAX_BATCH), "inpaint_padding": (0, d.MAX_SIDE),
+                  "mask_blur": (0, d.MAX_MASK_BLUR), "hires_steps": (0, d.MAX_STEPS)}[name]
         return (isinstance(value, int) and not isinstance(value, bool)
                 and limits[0] <= value <= limits[1])
     if isinstance(default, float):
-        hi = d.MAX_GUIDANCE if name == "guidance" else 1.0
+        hi = {"guidance": d.MAX_GUIDANCE, "hires_scale": d.MAX_HIRES_SCALE}.get(name, 1.0)
         return (isinstance(value, int | float) and not isinstance(value, bool)
                 and math.isfinite(value) and 0 <= value <= hi)
     return isinstance(value, str)

@@ -55,6 +55,7 @@ class StepPreview:
     preview: QImage  # cheap latent -> RGB projection of the first image of the batch
     channels: tuple[ChannelImage, ...]
     denoised: QImage | None = None  # the same projection of the model's x0 estimate
+    phase: str = ""  # hires fix: "first" or "hires" (StepEvent.phase)
 
 
 @dataclass(frozen=True)
@@ -197,4 +198,5 @@ class GenerationWorker(QObject):
                            preview=pil_to_qimage(preview_rgb(latents, projection)),
                            channels=channels,
                            denoised=None if x0 is None else pil_to_qimage(
-                               preview_rgb(x0[:1], projection)))
+                               preview_rgb(x0[:1], projection)),
+                           phase=ev.phase)

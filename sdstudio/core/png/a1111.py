@@ -92,9 +92,26 @@ def settings_for(
         "Model hash": model_hash[:10] if model_hash else None,
         "Model": model_name(request.model),
         "Denoising strength": format_number(request.strength) if request.init_image else None,
+        **_canvas_items(request),
         "Version": VERSION,
     }
     return {k: v for k, v in items.items() if v is not None}
+
+
+def _canvas_items(request: GenerationRequest) -> dict[str, str | None]:
+    """Hires fix and inpaint options under A1111's names (`Size` stays the first pass's)."""
+    if request.hires:
+        return {"Denoising strength": format_number(request.hires_strength),
+                "Hires upscale": format_number(request.hires_scale),
+                "Hires steps": str(request.hires_steps) if request.hires_steps else None,
+                "Hires upscaler": request.hires_upscaler}
+    if request.mode != "inpaint":
+        return {}
+    only = request.inpaint_area == "only-masked"
+    return {"Mask blur": str(request.mask_blur) if request.mask_blur else None,
+            "Inpaint area": "Only masked" if only else None,
+            "Masked area padding": str(request.inpaint_padding) if only else None,
+            "Masked content": request.masked_content.replace("-", " ")}
 
 
 def format_settings(settings: dict[str, str]) -> str:

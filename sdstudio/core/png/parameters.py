@@ -123,4 +123,16 @@ class Parameters:
             kwargs["guidance"] = self.cfg
         if self.strength is not None:
             kwargs["strength"] = self.strength
+        kwargs.update(self._hires())
         return GenerationRequest(**kwargs)
+
+    def _hires(self) -> dict[str, Any]:
+        """A1111's hires fix items (its `Denoising strength` is then the second pass's)."""
+        scale = self._float("Hires upscale")
+        if scale is None or scale <= 1:
+            return {}
+        out: dict[str, Any] = {"hires_scale": scale, "hires_steps": self._int("Hires steps") or 0,
+                               "hires_upscaler": self.settings.get("Hires upscaler", "Latent")}
+        if self.strength is not None:
+            out["hires_strength"] = self.strength
+        return out
