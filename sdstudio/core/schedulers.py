@@ -28,3 +28,13 @@ def make_scheduler(name: str, base_config: dict[str, Any]) -> Any:
     spec = get_sampler(name)
     cls = getattr(diffusers, spec.cls)
     return cls.from_config(dict(base_config), **spec.options)
+
+
+def import_scheduler_classes() -> None:
+    """Resolve every menu sampler's class once. diffusers imports its classes lazily, and two
+    threads resolving the same lazy attribute at once (the worker loading a model, a panel building
+    a schedule) can see a half-imported module: "no attribute EulerAncestralDiscreteScheduler"."""
+    import diffusers
+
+    for spec in SAMPLERS:
+        getattr(diffusers, spec.cls)

@@ -119,7 +119,9 @@ class GenerationWorker(QObject):
         self._notice("Starting the engine (importing torch)…")
         try:
             from sdstudio.core import latents, models, pipeline  # noqa: F401
-            from sdstudio.core.schedulers import sampler_names
+            from sdstudio.core.schedulers import import_scheduler_classes, sampler_names
+
+            import_scheduler_classes()  # before READY: panels build schedulers on other threads
         except Exception as exc:  # noqa: BLE001 - a broken install must not kill the window
             log.exception("engine import failed")
             self._start_error = f"The engine could not start: {describe(exc)}"
