@@ -13,7 +13,6 @@ from sdstudio.core.errors import ModelLoadError, UserError
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
 from sdstudio.core.models import checkpoints
-from sdstudio.core.models.single_file import single_file_config
 from sdstudio.core.paths import demo_model_dir
 from sdstudio.core.request import DEMO_MODEL
 
@@ -75,8 +74,24 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
     return torch.device(device), torch.float16 if dtype == "fp16" else torch.float32
 
 
-def load_model(model: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load `model`: "demo", a diffusers folder, a .safetensors/.ckpt file, or a cached HF id."""
+def load_model(
+    model: str, device: str = "auto", dtype: str = "auto", vae: str | None = None,
+    prediction: str | None = None, config: str | None = None,
+) -> LoadedModel:
+    """Load `model`: "demo", a diffusers folder, a .safetensors/.ckpt file, or a cached HF id.
+
+    `vae`: a separate VAE (file or folder; "none" for the model's own), remembered per model.
+    `prediction` (single files): epsilon or v, overriding the guess, remembered per file.
+    `config` (single files): a diffusers-layout folder to use instead of the shipped configs.
+    """
+    from sdstudio.core.models.vae import with_vae
+
+    return with_vae(_load(model, device, dtype, prediction, config), model, vae)
+
+
+def _load(
+    model: str, device: str, dtype: str, prediction: str | None, config: str | None
+) -> LoadedModel:
     dev, dt = resolve_device(device, dtype)
     if model == DEMO_MODEL:
         folder = demo_model_dir()
@@ -93,7 +108,7 @@ def load_model(model: str, device: str = "auto", dtype: str = "auto") -> LoadedM
             )
         return _from_folder(path, path.name, dev, dt)
     if path.is_file():
-        return _from_single_file(path, dev, dt)
+        return _from_single_file(path, dev, dt, prediction, config)
     if _looks_like_path(model):
         raise ModelLoadError(f"Model path {model} does not exist.")
     return _from_folder(_cached_hub_folder(model), model, dev, dt, source=model)
@@ -149,38 +164,29 @@ def _from_folder(
     return loaded
 
 
-def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    suffix = path.suffix.lower()
-    if suffix in checkpoints.SAFETENSORS:
-        shapes = checkpoints.check_safetensors(path)
-    elif suffix in checkpoints.PICKLES:
-        state = checkpoints.load_pickle_weights(path)
-        state = state.get("state_dict", state) if isinstance(state, dict) else {}
-        shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-        del state
-    else:
-        raise ModelLoadError(
-            f"{path.name} is not a model file; use a .safetensors or .ckpt file or a diffusers folder."
-        )
-    config = single_file_config(path, shapes)
-    from diffusers import StableDiffusionPipeline
+def _from_single_file(
+    path: Path, device: torch.device, dtype: torch.dtype, prediction: str | None = None,
+    config: str | None = None,
+) -> LoadedModel:
+    from sdstudio.core.models import choices, hashing
+    from sdstudio.core.models.single_file import load_single_file, prediction_name
 
-    try:
-        pipe = StableDiffusionPipeline.from_single_file(
-            str(path),
-            config=str(config),
-            local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
-    except Exception as exc:
+    if prediction:
+        prediction = prediction_name(prediction)
+    one = load_single_file(
+        path, dtype, prediction, choices.recall(path).get("prediction"),
+        Path(config) if config else None,
+    )
+    if prediction:
+        choices.remember(path, prediction=prediction)
+    c = one.components
+    if one.kind.family == "sdxl":
         raise ModelLoadError(
-            f"{path.name} cannot be loaded as a Stable Diffusion 1.x checkpoint "
-            f"({checkpoints._first_line(exc)})."
-        ) from None
+            f"{path.name} is an {one.kind.label} checkpoint; this build cannot run SDXL yet."
+        )
     return _assemble(
-        path.stem, str(path), pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae,
-        dict(pipe.scheduler.config), device, dtype, sha256=checkpoints.sha256_file(path),
+        path.stem, str(path), c["tokenizer"], c["text_encoder"], c["unet"], c["vae"],
+        one.scheduler_config, device, dtype, sha256=hashing.sha256(path),
     )
 
 
