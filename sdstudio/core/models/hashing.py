@@ -4,18 +4,27 @@ size and modification time so a 7 GB checkpoint is hashed once, and computable i
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from sdstudio.core.models.checkpoints import sha256_file
 from sdstudio.core.models.jsonstore import read_json, write_json
 from sdstudio.core.paths import cache_dir
 
 _LOCK = threading.Lock()
 _POOL: ThreadPoolExecutor | None = None
+_RUNNING: dict[str, Future[str]] = {}  # background hashes in flight, by resolved path
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _file() -> Path:
@@ -49,6 +58,9 @@ def sha256(path: str | os.PathLike[str]) -> str:
     hit = cached_sha256(p)
     if hit:
         return hit
+    running = _RUNNING.get(str(p))
+    if running is not None and not threading.current_thread().name.startswith("model-hash"):
+        return running.result()  # a background hash of this file is under way: wait for it
     stamp = _stamp(p)
     digest = sha256_file(p)
     with _LOCK:
@@ -71,7 +83,10 @@ def hash_in_background(
     with _LOCK:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-hash")
+    key = str(Path(path).resolve())
     future = _POOL.submit(sha256, path)
+    _RUNNING[key] = future
+    future.add_done_callback(lambda _f: _RUNNING.pop(key, None))
     if done is not None:
         future.add_done_callback(
             lambda f: done(str(path), f.result()) if f.exception() is None else None

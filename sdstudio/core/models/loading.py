@@ -184,10 +184,13 @@ def _from_single_file(
         raise ModelLoadError(
             f"{path.name} is an {one.kind.label} checkpoint; this build cannot run SDXL yet."
         )
-    return _assemble(
+    loaded = _assemble(
         path.stem, str(path), c["tokenizer"], c["text_encoder"], c["unet"], c["vae"],
-        one.scheduler_config, device, dtype, sha256=hashing.sha256(path),
+        one.scheduler_config, device, dtype, sha256=hashing.cached_sha256(path),
     )
+    if loaded.sha256 is None:  # hashed once in the background; cached by path, size and mtime
+        hashing.hash_in_background(path, lambda _p, digest: setattr(loaded, "sha256", digest))
+    return loaded
 
 
 def _assemble(
