@@ -36,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", default=None, help="inpainting mask: white = repaint, black = keep")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16"])
+    p.add_argument("--vae", default=None,
+                   help='a separate VAE (file or folder) for this model, remembered; "none" for '
+                        "the model's own")
+    p.add_argument("--prediction", default=None, choices=["epsilon", "v"],
+                   help="SD 2.x single files: epsilon or v-prediction (default: guessed, then "
+                        "remembered per file)")
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
     p.set_defaults(func=run)
 
@@ -50,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         guidance=_or(args.guidance, DEFAULT_GUIDANCE), scheduler=args.scheduler, width=_or(args.width, 8),
         height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
         strength=args.strength, mask=args.mask, model=args.model, device=args.device,
-        dtype=args.dtype,
+        dtype=args.dtype, vae=args.vae, prediction=args.prediction,
     ).validate()  # fail fast, before loading a model
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():
@@ -60,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from sdstudio.core.models import load_model
     from sdstudio.core.pipeline import StableDiffusion
 
-    model = load_model(args.model, args.device, args.dtype)
+    model = load_model(args.model, args.device, args.dtype, vae=args.vae,
+                       prediction=args.prediction)
     native = model.native_size
     request = replace(request, width=_or(args.width, native), height=_or(args.height, native),
                       guidance=_or(args.guidance, model.guidance))

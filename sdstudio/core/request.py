@@ -30,6 +30,8 @@ class GenerationRequest:
     model: str = DEMO_MODEL  # "demo", a folder, a .safetensors/.ckpt file, or a HF id in the cache
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "auto"  # auto | fp32 | fp16
+    vae: str | None = None  # a separate VAE (file or folder), "none" for the model's own
+    prediction: str | None = None  # single SD 2.x files: epsilon | v (else guessed/remembered)
 
     @property
     def mode(self) -> str:
@@ -59,6 +61,8 @@ class GenerationRequest:
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in ("auto", "fp32", "fp16"):
             raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
+        if self.prediction not in (None, "epsilon", "eps", "v", "v_prediction"):
+            raise UserError(f"Prediction must be epsilon or v, got {self.prediction!r}.")
         return replace(self, scheduler=canonical_name(self.scheduler))
 
     def seeds(self) -> list[int]:

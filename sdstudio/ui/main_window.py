@@ -117,6 +117,7 @@ class MainWindow(QMainWindow):
         """The saved-images gallery in the gallery dock, beside this session's images."""
         self.gallery_panel = GalleryPanel(settings=self.settings)
         self._model_info: dict[str, Any] = {}
+        self._pending: tuple[str, float, float] | None = None  # model being opened, CFG to undo
         tabs = QTabWidget()
         tabs.setObjectName("gallery_tabs")
         tabs.addTab(self.gallery_panel, "Gallery")
@@ -240,17 +241,23 @@ class MainWindow(QMainWindow):
     @Slot(list)
     def _on_core_ready(self, names: list[str]) -> None:
         self.params_panel.set_scheduler_names(names)
+        from sdstudio.core.models.loading import available_devices  # torch is imported by now
+
+        self.params_panel.set_devices(available_devices())
         self._quiet_failures = True  # a missing default model is not worth a dialog at start
         self._preload(self.params_panel.model.current_model())
 
     @Slot(str)
     def _preload(self, model: str) -> None:
+        self._pending = (model, self.params_panel.params()["guidance"], self._model_guidance)
         self._follow_model_guidance(recommended_guidance_for(model))
         p = self.params_panel.params()
         self.jobs.load_model(model, p["device"], p["dtype"])
 
     @Slot(dict)
     def _on_model_loaded(self, info: dict) -> None:
+        self._pending = None
+        self.params_panel.model.mark_loaded(info["model"])
         size_text = f" · native {info['native_size']}px" if info.get("native_size") else ""
         self.model_label.setText(
             f"Model: {info['name']} · {info['device']} · {info['dtype']}{size_text}")
@@ -316,6 +323,11 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_failed(self, message: str) -> None:
+        if self._pending is not None:  # the model did not open: mark it, undo its CFG
+            model, guidance, self._model_guidance = self._pending
+            self._pending = None
+            self.params_panel.model.mark_failed(model, message)
+            self.params_panel.set_params({"guidance": guidance})
         if self._quiet_failures:
             self.model_label.setText("No model loaded: choose one in Parameters ▸ Model")
         self.show_error(message, dialog=not self._quiet_failures)

@@ -158,8 +158,11 @@ class GenerationWorker(QObject):
             self.finished.emit(job.job_id, outcome)
 
     # --- internals -------------------------------------------------------------------------
-    def _ensure_model(self, model: str, device: str, dtype: str) -> Any:
-        key = (model, device, dtype)
+    def _ensure_model(
+        self, model: str, device: str, dtype: str, vae: str | None = None,
+        prediction: str | None = None,
+    ) -> Any:
+        key = (model, device, dtype, vae, prediction)
         if self._engine is not None and self._engine_key == key:
             return self._engine
         from sdstudio.core.models import load_model
@@ -169,7 +172,7 @@ class GenerationWorker(QObject):
         self._engine = self._engine_key = None
         _free_memory()
         t0 = time.monotonic()
-        loaded = load_model(model, device=device, dtype=dtype)
+        loaded = load_model(model, device=device, dtype=dtype, vae=vae, prediction=prediction)
         self._engine, self._engine_key = StableDiffusion(loaded), key
         seconds = time.monotonic() - t0
         info = {"model": model, "name": str(getattr(loaded, "name", _model_label(model))),
@@ -186,7 +189,8 @@ class GenerationWorker(QObject):
         from sdstudio.core.request import GenerationRequest
 
         request = GenerationRequest.from_dict(job.params).validate()
-        engine = self._ensure_model(request.model, request.device, request.dtype)
+        engine = self._ensure_model(request.model, request.device, request.dtype, request.vae,
+                                    request.prediction)
         self.status.emit(f"Generating {request.width}×{request.height}, {request.steps} steps…")
         self._last_preview = 0.0
         result = engine.generate(

@@ -74,6 +74,16 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
     return torch.device(device), torch.float16 if dtype == "fp16" else torch.float32
 
 
+def available_devices() -> list[str]:
+    """The devices this machine has, for a device menu: cpu, and cuda / mps where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
 def load_model(
     model: str, device: str = "auto", dtype: str = "auto", vae: str | None = None,
     prediction: str | None = None, config: str | None = None,
