@@ -267,7 +267,14 @@ def _assemble(
         raise ModelLoadError(
             f"{name} has an SDXL UNet but no second text encoder (text_encoder_2)."
         )
-    vae_dtype = torch.float32 if family.upcast_vae(vae) else dtype
+    vae_dtype = dtype
+    if family.upcast_vae(vae) and dtype != torch.float32:
+        # diffusers holds this VAE in `dtype` and upcasts it to decode: round its weights the
+        # same way, so the pixels match, but keep it in fp32 instead of casting every image.
+        with torch.no_grad():
+            for tensor in (*vae.parameters(), *vae.buffers()):
+                tensor.copy_(tensor.to(dtype))
+        vae_dtype = torch.float32
     modules = [(m, dtype) for m in (text_encoder, text_encoder_2, unet) if m is not None]
     for module, dt in (*modules, (vae, vae_dtype)):
         module.to(device)
