@@ -45,41 +45,36 @@ def tiny_inpaint_model_dir(tmp_path_factory):
     )
 
 
-def _tiny(tmp_path_factory, builder: str, **kwargs):
-    from sdstudio.testing import tiny_models
 
-    name = builder.removeprefix("build_tiny_").removesuffix("_model")
-    return getattr(tiny_models, builder)(tmp_path_factory.mktemp(name) / "tiny", seed=0, **kwargs)
+def _tiny_model_fixture(builder: str, doc: str, **kwargs):
+    """A session fixture building one tiny model with `sdstudio.testing.tiny_models.<builder>`."""
 
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory):
+        from sdstudio.testing import tiny_models
 
-@pytest.fixture(scope="session")
-def tiny_sd2_model_dir(tmp_path_factory):
-    """A tiny random SD 2.x-shaped model (OpenCLIP-style encoder, epsilon prediction)."""
-    return _tiny(tmp_path_factory, "build_tiny_sd2_model")
+        return getattr(tiny_models, builder)(tmp_path_factory.mktemp("tiny") / "tiny", **kwargs)
 
-
-@pytest.fixture(scope="session")
-def tiny_sd2v_model_dir(tmp_path_factory):
-    """The tiny SD 2.x model with a v-prediction schedule (the 768-v flavour)."""
-    return _tiny(tmp_path_factory, "build_tiny_sd2_model", v_prediction=True)
+    fixture.__doc__ = doc
+    return fixture
 
 
-@pytest.fixture(scope="session")
-def tiny_sd2_inpaint_model_dir(tmp_path_factory):
-    return _tiny(tmp_path_factory, "build_tiny_sd2_model", inpainting=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_sdxl_model_dir(tmp_path_factory):
-    """A tiny random SDXL-shaped model (two text encoders, size-conditioned UNet)."""
-    return _tiny(tmp_path_factory, "build_tiny_sdxl_model")
-
-
-@pytest.fixture(scope="session")
-def tiny_sdxl_inpaint_model_dir(tmp_path_factory):
-    return _tiny(tmp_path_factory, "build_tiny_sdxl_model", inpainting=True)
-
-
-@pytest.fixture(scope="session")
-def tiny_sdxl_refiner_model_dir(tmp_path_factory):
-    return _tiny(tmp_path_factory, "build_tiny_sdxl_model", refiner=True)
+tiny_sd2_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "A tiny random SD 2.x-shaped model (OpenCLIP-style encoder, epsilon)."
+)
+tiny_sd2v_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "The tiny SD 2.x model, v-prediction (768-v).", v_prediction=True
+)
+tiny_sd2_inpaint_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "The tiny SD 2.x model, 9-channel inpainting UNet.", inpainting=True
+)
+tiny_sdxl_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "A tiny random SDXL-shaped model (two text encoders, size ids)."
+)
+tiny_sdxl_inpaint_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "The tiny SDXL model, 9-channel inpainting UNet.", inpainting=True
+)
+tiny_sdxl_refiner_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "A tiny SDXL refiner (text encoder 2 only, aesthetic score).",
+    refiner=True,
+)
