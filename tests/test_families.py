@@ -83,6 +83,8 @@ def test_encode_text_last_state_or_a_hidden_layer(tiny_sdxl_model_dir):
     assert last.pooled is None  # a CLIPTextModel has no projection
     penultimate = encode_text(m.tokenizer, m.text_encoder, "a red cat", hidden_layer=-2)
     torch.testing.assert_close(penultimate.hidden, out.hidden_states[-2])
+    normed = encode_text(m.tokenizer, m.text_encoder, "a red cat", hidden_layer=-1, final_norm=True)
+    torch.testing.assert_close(normed.hidden, out.last_hidden_state)
     pooled = encode_text(m.tokenizer_2, m.text_encoder_2, "a red cat", hidden_layer=-2).pooled
     assert pooled is not None and pooled.shape == (1, m.text_encoder_2.config.projection_dim)
 

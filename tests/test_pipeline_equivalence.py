@@ -179,6 +179,19 @@ def test_img2img(models, images, family, scheduler):
     _assert_same(_ours(m, req), theirs)
 
 
+def test_refiner_img2img_encodes_an_empty_negative_prompt(models, images):
+    """The refiner says `force_zeros_for_empty_prompt: false`: "" is encoded, as diffusers does."""
+    m = models(BASE["sdxl-refiner"])
+    init, _ = images
+    req = GenerationRequest(
+        PROMPT, seed=4, steps=4, guidance=6.0, width=48, height=32, init_image=str(init),
+        strength=0.8,
+    )
+    pipe = _pipe("img2img", m, req.scheduler)
+    theirs = _theirs(pipe, req, image=Image.open(init).convert("RGB"), strength=req.strength)
+    _assert_same(_ours(m, req), theirs)
+
+
 @pytest.mark.parametrize("kind", ["4ch", "9ch"])
 @pytest.mark.parametrize(
     "family, scheduler",

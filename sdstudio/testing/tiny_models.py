@@ -276,12 +276,12 @@ def build_tiny_sdxl_model(
         tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=unet,
         scheduler=EulerDiscreteScheduler.from_config(SDXL_SCHEDULER_CONFIG),
     )
-    if refiner:
-        pipe = StableDiffusionXLImg2ImgPipeline(
+    if refiner:  # as stabilityai's refiner: aesthetic score, an empty negative prompt encoded
+        refiner_pipe = StableDiffusionXLImg2ImgPipeline(
             **components, requires_aesthetics_score=True, force_zeros_for_empty_prompt=False,
             add_watermarker=False,
         )
-        return _save(pipe, path, {"tokenizer_2": "!"})
+        return _save(refiner_pipe, path, {"tokenizer_2": "!"})
     cls = StableDiffusionXLInpaintPipeline if inpainting else StableDiffusionXLPipeline
     pipe = cls(**components, force_zeros_for_empty_prompt=True, add_watermarker=False)
     return _save(pipe, path, {"tokenizer": None, "tokenizer_2": "!"})

@@ -3,6 +3,10 @@
 The family is read from the components' configs, as diffusers' folders and converted single
 files hold them: an SDXL UNet has `addition_embed_type: text_time` (and `text_encoder_2`);
 SD 2.x has an OpenCLIP text encoder (`hidden_act: gelu`, 1024 wide) or a v-prediction schedule.
+
+A new family is one module: a `Family` subclass (its conditioning, VAE quirks, default size,
+preview factors), an entry in FAMILIES and a rule in `detect_family`; the pipeline stays as it is.
+Prompts reach every text encoder through `text.encode_text`, one call per encoder and prompt.
 """
 
 from __future__ import annotations

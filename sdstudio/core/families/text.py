@@ -24,6 +24,7 @@ def encode_text(
     text: str,
     *,
     hidden_layer: int | None = None,
+    final_norm: bool = False,
     what: str = "Prompt",
     notices: list[str] | None = None,
 ) -> EncodedText:
@@ -31,8 +32,10 @@ def encode_text(
 
     `hidden_layer=None`: the last hidden state after the final layer norm, with the attention
     mask where the encoder's config asks for one (`StableDiffusionPipeline`, SD 1.x and 2.x).
-    An int: `hidden_states[hidden_layer]`, no final norm, no mask (`StableDiffusionXLPipeline`
-    uses -2). A truncated prompt adds one notice naming the dropped words.
+    An int: `hidden_states[hidden_layer]`, no mask (`StableDiffusionXLPipeline` uses -2), through
+    the final layer norm if `final_norm` (clip skip on SD 1.x, as diffusers and A1111 apply it:
+    -2 with `final_norm` is "clip skip 2"). A truncated prompt adds one notice naming the
+    dropped words.
     """
     device = text_encoder.device
     limit = tokenizer.model_max_length
@@ -55,6 +58,8 @@ def encode_text(
     else:
         out = text_encoder(input_ids, output_hidden_states=True)
         hidden = out.hidden_states[hidden_layer]
+        if final_norm:  # transformers 5 dropped the `text_model` level that diffusers names
+            hidden = getattr(text_encoder, "text_model", text_encoder).final_layer_norm(hidden)
     # A CLIPTextModelWithProjection's first output is the pooled, projected text embedding.
     pooled = out[0] if out[0].ndim == 2 else None
     return EncodedText(hidden.to(dtype=text_encoder.dtype), pooled)

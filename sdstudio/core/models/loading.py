@@ -39,7 +39,8 @@ class LoadedModel:
     # the preview projection [5, 3]: the model's own if it ships one, else its family's
     latent_rgb: torch.Tensor | None = None
     guidance: float = DEFAULT_GUIDANCE  # the CFG scale the model works best at (sdstudio.json)
-    family: Family | None = None  # set by `_assemble` from the components when not given
+    # read from the components' configs when not given (see __post_init__), so never None
+    family: Family = None  # type: ignore[assignment]
     tokenizer_2: Any = None  # SDXL
     text_encoder_2: Any = None  # SDXL: CLIPTextModelWithProjection (pooled embeddings)
     pipeline_config: dict = field(default_factory=dict)  # model_index flags (PIPELINE_FLAGS)
