@@ -249,14 +249,31 @@ def test_sdxl_variants_detected(tmp_path, variant):
     assert one.components["unet"].config.in_channels == (9 if variant == "inpainting" else 4)
 
 
-def test_sdxl_through_load_model_says_so_until_sdxl_runs(tiny_sdxl_dir, tmp_path):
-    f = write_single_file(tiny_sdxl_dir, tmp_path / "xl.safetensors", family="sdxl")
-    try:
-        m = load_model(str(f), device="cpu", config=str(tiny_sdxl_dir))
-    except ModelLoadError as exc:
-        assert "SDXL" in str(exc)
-    else:
-        assert getattr(m, "family", "sdxl") == "sdxl"
+def _pixels(model, **kw):
+    import numpy as np
+
+    from sdstudio.core.pipeline import StableDiffusion
+    from sdstudio.core.request import GenerationRequest
+
+    req = GenerationRequest(prompt="a red circle", steps=3, width=32, height=32, seed=3,
+                            device="cpu", batch_size=2, **kw).validate()
+    return [np.asarray(e.image, dtype=np.int16) for e in StableDiffusion(model).generate(req).images]
+
+
+@pytest.mark.parametrize("family", ["sd2", "sdxl"])
+def test_sd2_and_sdxl_single_files_generate_the_folders_pixels(
+    family, tiny_sd2_dir, tiny_sdxl_dir, tmp_path
+):
+    folder = tiny_sd2_dir if family == "sd2" else tiny_sdxl_dir
+    f = write_single_file(folder, tmp_path / f"{family}.safetensors", family=family)
+    from_file = load_model(str(f), device="cpu", config=str(folder))
+    from_folder = load_model(str(folder), device="cpu")
+    assert from_file.family.name == from_folder.family.name == family
+    assert from_file.pipeline_config == from_folder.pipeline_config
+    assert from_file.scheduler_config["prediction_type"] == (
+        from_folder.scheduler_config.get("prediction_type", "epsilon"))
+    for a, b in zip(_pixels(from_file), _pixels(from_folder), strict=True):
+        assert abs(a - b).max() <= 1
 
 
 # --- files that are not a model we run: one sentence naming what they are ---

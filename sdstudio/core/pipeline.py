@@ -1,9 +1,11 @@
 """Stable Diffusion assembled by hand from diffusers parts.
 
 `StableDiffusion.generate` reads like diffusers' `StableDiffusionPipeline.__call__` (and its img2img
-and inpaint siblings) as numbered steps, and gives the same pixels for the same components, seeds
-and settings. Image i of a batch draws all its random numbers from its own CPU generator seeded
-with seed + i, so it regenerates alone identically.
+and inpaint siblings, and the SDXL ones) as numbered steps, and gives the same pixels for the same
+components, seeds and settings. What differs between SD 1.x, 2.x and SDXL (text and added
+conditioning, VAE scaling and upcasting) is the model's family's (`sdstudio.core.families`).
+Image i of a batch draws all its random numbers from its own CPU generator seeded with seed + i,
+so it regenerates alone identically.
 """
 
 from __future__ import annotations
@@ -64,8 +66,9 @@ class StableDiffusion:
         batch = req.batch_size
         do_cfg = req.guidance > 1 and m.unet.config.time_cond_proj_dim is None
 
-        # 2. Encode the prompt (and the negative prompt for classifier-free guidance).
-        embeds = self.encode_prompt(req.prompt, req.negative_prompt, batch, do_cfg, notices)
+        # 2. Encode the prompt (and the negative prompt for classifier-free guidance), and the
+        #    family's added conditioning (SDXL: pooled text embeddings and size time ids).
+        cond = m.family.conditioning(m, req, do_cfg, notices)
 
         # 3. Prepare the scheduler and its timesteps (img2img/inpaint start part-way in).
         scheduler = fresh_scheduler(req.scheduler, m.scheduler_config)
@@ -79,7 +82,7 @@ class StableDiffusion:
         f = self.vae_scale_factor
         shape = (batch, m.vae.config.latent_channels, req.height // f, req.width // f)
         latents, noise, image_latents, mask, masked = self.prepare_latents(
-            req, inputs, scheduler, timesteps, shape, embeds.dtype, generators, do_cfg
+            req, inputs, scheduler, timesteps, shape, cond.embeds.dtype, generators, do_cfg
         )
 
         # 5. Denoising loop.
@@ -92,7 +95,10 @@ class StableDiffusion:
             model_input = scheduler.scale_model_input(model_input, t)
             if mask is not None and masked is not None:  # 9-channel inpainting UNet
                 model_input = torch.cat([model_input, mask, masked], dim=1)
-            noise_pred = m.unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            noise_pred = m.unet(
+                model_input, t, encoder_hidden_states=cond.embeds, added_cond_kwargs=cond.added,
+                return_dict=False,
+            )[0]
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
@@ -131,34 +137,6 @@ class StableDiffusion:
             mask = _open_image(req.mask, "Mask", "L", size, notices)
             inputs.mask = self.mask_processor.preprocess(mask, req.height, req.width)
         return inputs
-
-    # -- 2. prompt -------------------------------------------------------------------------------
-
-    def encode_prompt(
-        self, prompt: str, negative: str, batch: int, do_cfg: bool, notices: list[str]
-    ) -> torch.Tensor:
-        """Text embeddings repeated per image; with CFG, [negative..., prompt...]."""
-        embeds = self._encode_text(prompt, "Prompt", notices).repeat(batch, 1, 1)
-        if not do_cfg:
-            return embeds
-        neg = self._encode_text(negative or "", "Negative prompt", notices).repeat(batch, 1, 1)
-        return torch.cat([neg, embeds])
-
-    def _encode_text(self, text: str, what: str, notices: list[str]) -> torch.Tensor:
-        tok, enc = self.model.tokenizer, self.model.text_encoder
-        limit = tok.model_max_length
-        ids = tok(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
-        full = tok(text, padding="longest", return_tensors="pt").input_ids
-        if full.shape[-1] > limit:
-            dropped = tok.batch_decode(full[:, limit - 1 : -1])[0]
-            notices.append(
-                f"{what} is longer than the text encoder's {limit} tokens; ignored: {dropped!r}."
-            )
-        mask = None
-        if getattr(enc.config, "use_attention_mask", False):
-            mask = ids.attention_mask.to(self.model.device)
-        out = enc(ids.input_ids.to(self.model.device), attention_mask=mask)[0]
-        return out.to(dtype=enc.dtype, device=self.model.device)
 
     # -- 3. timesteps ----------------------------------------------------------------------------
 
@@ -230,7 +208,7 @@ class StableDiffusion:
         vae = self.model.vae
         dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
         samples = torch.cat([dist.sample(g) for g in generators])
-        return (vae.config.scaling_factor * samples).to(dtype)
+        return self.model.family.from_vae_space(vae, samples.to(dtype))
 
     def _skip_latent_sample(self, shape, generators) -> None:
         from diffusers.utils.torch_utils import randn_tensor
@@ -264,13 +242,14 @@ class StableDiffusion:
     # -- 6. decode -------------------------------------------------------------------------------
 
     def decode(self, latents: torch.Tensor, notices: list[str]) -> Image.Image:
-        vae = self.model.vae
-        z = latents / vae.config.scaling_factor
-        image = vae.decode(z.to(vae.dtype), return_dict=False)[0]
+        """VAE-decode in the VAE's dtype (fp32 where the family upcasts it); a VAE that gives
+        NaN in half precision is switched to fp32 for good and the image decoded again."""
+        vae, family = self.model.vae, self.model.family
+        image = vae.decode(family.to_vae_space(vae, latents.to(vae.dtype)), return_dict=False)[0]
         if vae.dtype != torch.float32 and torch.isnan(image).any():
             vae.to(torch.float32)
-            notices.append("The VAE gave NaN in fp16 and was switched to fp32.")
-            image = vae.decode(z.float(), return_dict=False)[0]
+            notices.append("The VAE gave NaN in half precision and was switched to fp32.")
+            image = vae.decode(family.to_vae_space(vae, latents.float()), return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type="pil")[0]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
@@ -45,13 +45,19 @@ def _group_key(family: str) -> tuple[int, str]:
     return len(_FAMILY_ORDER), family
 
 
+class _InfoRelay(QObject):
+    """Carries infos from the reader thread; apart from the combo box, whose signals are blocked
+    while it rebuilds (a blocked emit would be lost)."""
+
+    ready = Signal(str, object)  # (model, CheckpointInfo)
+
+
 class ModelPicker(QComboBox):
     """Emits `modelChosen(model_id)` when the user picks a model; `folderChosen(path)` when the
     models folder changes. `current_model()` is what goes into the request."""
 
     modelChosen = Signal(str)
     folderChosen = Signal(str)
-    infoReady = Signal(str, object)  # (model, CheckpointInfo), from the background reader
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -67,7 +73,8 @@ class ModelPicker(QComboBox):
         self.setToolTip("The demo model, models in your models folder, or Open model… for a "
                         "diffusers folder (pick its model_index.json) or a .safetensors file")
         self.activated.connect(self._on_activated)
-        self.infoReady.connect(self._on_info)
+        self._relay = _InfoRelay(self)
+        self._relay.ready.connect(self._on_info)
         self.destroyed.connect(lambda *_: self._pool.shutdown(wait=False, cancel_futures=True))
 
     def set_models_folder(self, folder: Path) -> None:
@@ -143,7 +150,11 @@ class ModelPicker(QComboBox):
         return self._info[model]
 
     def _read_info(self, model: str) -> None:
-        self.infoReady.emit(model, discovery.checkpoint_info(model))  # queued to the GUI thread
+        try:
+            info = discovery.checkpoint_info(model)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is marked, never fatal
+            info = CheckpointInfo("", None, f"{Path(model).name} cannot be read ({exc}).")
+        self._relay.ready.emit(model, info)  # queued to the GUI thread
 
     def _on_info(self, model: str, info: CheckpointInfo) -> None:
         self._info[model] = info

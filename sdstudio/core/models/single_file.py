@@ -218,6 +218,7 @@ class SingleFile:
     components: dict[str, Any]  # tokenizer(_2), text_encoder(_2), unet, vae (what the kind has)
     scheduler_config: dict
     prediction: str
+    pipeline_config: dict  # the config folder's model_index.json (SDXL pipeline flags)
 
 
 def load_single_file(
@@ -250,7 +251,8 @@ def load_single_file(
 
     sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
     sched["prediction_type"] = chosen
-    return SingleFile(kind, components, sched, chosen)
+    index = json.loads((folder / "model_index.json").read_text("utf-8"))
+    return SingleFile(kind, components, sched, chosen, index)
 
 
 def build_components(

@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from sdstudio.core.errors import ModelLoadError
 from sdstudio.core.models import checkpoints, choices
 
@@ -42,8 +40,10 @@ def with_vae(loaded: Any, model: str, vae: str | None) -> Any:
             f"{path.name} does not fit this model: its latents have "
             f"{new.config.latent_channels} channels, the model's {loaded.vae.config.latent_channels}."
         )
-    dtype = torch.float32 if getattr(new.config, "force_upcast", False) else loaded.dtype
-    new.to(device=loaded.device, dtype=dtype).eval().requires_grad_(False)
+    from sdstudio.core.models.loading import vae_dtype
+
+    new.to(device=loaded.device, dtype=vae_dtype(new, loaded.family, loaded.dtype))
+    new.eval().requires_grad_(False)
     loaded.vae = new
     choices.remember(model, vae=str(path.resolve()))
     return loaded
