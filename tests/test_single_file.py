@@ -305,3 +305,29 @@ def test_other_files_get_one_sentence(tmp_path, tensors, says):
     with pytest.raises(ModelLoadError, match=says) as info:
         load_model(str(f), device="cpu")
     assert "thing.safetensors" in str(info.value) and "\n" not in str(info.value)
+
+
+# --- legacy layouts A1111 and ComfyUI rename before loading ---
+
+def test_sd2_sgm_layout_and_sdxl_text_without_text_model(tiny_sd2_dir, tiny_sdxl_dir, tmp_path):
+    """SD 2.1 Turbo's SGM layout (OpenCLIP under conditioner.embedders.0.model.) and an SDXL
+    CLIP-L saved without `text_model.` load the same weights as the canonical layouts."""
+    from safetensors.torch import load_file, save_file
+
+    f = write_single_file(tiny_sd2_dir, tmp_path / "sd2.safetensors", family="sd2")
+    state = load_file(str(f))
+    sgm = {k.replace("cond_stage_model.model.", "conditioner.embedders.0.model."): v
+           for k, v in state.items()}
+    save_file(sgm, str(tmp_path / "turbo.safetensors"))
+    a = load_single_file(f, config=tiny_sd2_dir).components["text_encoder"]
+    b = load_single_file(tmp_path / "turbo.safetensors", config=tiny_sd2_dir)
+    assert b.kind.family == "sd2"
+    _same_weights(a, b.components["text_encoder"])
+
+    g = write_single_file(tiny_sdxl_dir, tmp_path / "xl.safetensors", family="sdxl",
+                          legacy_text=True)
+    assert not any(k.startswith("conditioner.embedders.0.transformer.text_model.")
+                   for k in load_file(str(g)))
+    folder = load_model(str(tiny_sdxl_dir), device="cpu")
+    one = load_single_file(g, config=tiny_sdxl_dir)
+    _same_weights(folder.text_encoder, one.components["text_encoder"])
