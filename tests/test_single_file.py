@@ -298,6 +298,9 @@ def _save(path, tensors):
     ({"model.diffusion_model.joint_blocks.0.context_block.adaLN_modulation.1.bias": (9216,),
       "model.diffusion_model.pos_embed": (1, 36864, 1536)}, "is a Stable Diffusion 3 model"),
     ({"clip_txt_mapper.weight": (2048, 1280)}, "is a Stable Cascade model"),
+    ({"model.diffusion_model.single_stream_modulation.lin.weight": (8,)}, "is a FLUX.2 model"),
+    ({"model.diffusion_model.joint_blocks.37.x_block.mlp.fc1.weight": (8,)},
+     "is a Stable Diffusion 3.5 Large model"),
     ({"something.else": (3,)}, "is not a Stable Diffusion checkpoint"),
 ])
 def test_other_files_get_one_sentence(tmp_path, tensors, says):

@@ -117,7 +117,8 @@ def detect_kind(name: str, shapes: Mapping[str, tuple[int, ...]]) -> Kind:
                 f"{name} is not a Stable Diffusion checkpoint (it has no UNet weights)."
             )
         return KINDS[model_type]
-    for prefix, label in _OTHER_MODELS.items():
+    for prefix in sorted(_OTHER_MODELS, key=len, reverse=True):  # "flux-2" before "flux"
+        label = _OTHER_MODELS[prefix]
         if model_type.startswith(prefix):
             raise ModelLoadError(
                 f"{name} is a {label} model, which sdstudio does not run "
