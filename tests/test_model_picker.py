@@ -106,3 +106,37 @@ def test_window_marks_a_model_that_failed_and_keeps_the_cfg(qtbot, tmp_path, tin
     if w.last_error_dialog is not None:
         w.last_error_dialog.close()
     w.close()
+
+
+def test_window_vae_for_a_model_is_remembered_and_reloads(qtbot, tmp_path, tiny_model_dir,
+                                                          monkeypatch):
+    import torch
+
+    from sdstudio.core.models import choices
+    from sdstudio.testing.tiny_models import TINY, _vae
+    from sdstudio.ui import model_picker
+    from sdstudio.ui.main_window import MainWindow
+
+    torch.manual_seed(99)
+    other = _vae(TINY)
+    other.save_pretrained(str(tmp_path / "my-vae"))
+    w = MainWindow()
+    qtbot.addWidget(w)
+    w.params_panel.set_params({"model": str(tiny_model_dir), "device": "cpu", "dtype": "fp32"})
+    with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
+        w.start_engine()
+    picker = w.params_panel.model
+    monkeypatch.setattr(model_picker.QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "my-vae" / "config.json"), ""))
+    with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
+        picker._on_activated(picker.findData("__vae__"))
+    assert choices.recall(str(tiny_model_dir))["vae"] == str((tmp_path / "my-vae").resolve())
+    k = "decoder.conv_in.weight"
+    loaded = w.jobs.worker._engine.model.vae.state_dict()[k]
+    assert torch.equal(loaded, other.state_dict()[k])
+    assert picker.findData("__own_vae__") >= 0
+    with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
+        picker._on_activated(picker.findData("__own_vae__"))
+    assert "vae" not in choices.recall(str(tiny_model_dir))
+    assert not torch.equal(w.jobs.worker._engine.model.vae.state_dict()[k], other.state_dict()[k])
+    w.close()

@@ -157,6 +157,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
+        self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
             lambda f: st.set_models_folder(self.settings, Path(f)))
         self.jobs.queueChanged.connect(

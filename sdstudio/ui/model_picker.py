@@ -11,13 +11,16 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import QComboBox, QFileDialog, QWidget
 
-from sdstudio.core.models import discovery, hashing
+from sdstudio.core.models import choices, discovery, hashing
 from sdstudio.core.models.discovery import CheckpointInfo
 
 DEMO = "demo"
 _OPEN = "__open__"
 _FOLDER = "__folder__"
 _REMOVE = "__remove_failed__"
+_VAE = "__vae__"
+_OWN_VAE = "__own_vae__"
+VAE_FILTER = "VAE (*.safetensors *.pt *.ckpt config.json);;All files (*)"
 _HEADER = "__header__"
 MODEL_FILTER = ("Stable Diffusion models (model_index.json *.safetensors *.ckpt);;"
                 "All files (*)")
@@ -58,6 +61,7 @@ class ModelPicker(QComboBox):
 
     modelChosen = Signal(str)
     folderChosen = Signal(str)
+    vaeChosen = Signal(str)  # the model whose separate VAE changed (remembered): reload it
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -174,6 +178,10 @@ class ModelPicker(QComboBox):
         self.insertSeparator(self.count())
         self.addItem("Open model…", _OPEN)
         self.addItem("Set models folder…", _FOLDER)
+        self.addItem("VAE for this model…", _VAE)
+        vae = choices.recall(self._current).get("vae")
+        if vae:
+            self.addItem(f"Use the model's own VAE (not {Path(vae).name})", _OWN_VAE)
         if self._failed:
             self.addItem("Remove failed models from the list", _REMOVE)
         self.setCurrentIndex(max(0, self.findData(self._current)))
@@ -199,6 +207,9 @@ class ModelPicker(QComboBox):
         elif info is not None and info.error:
             label += "  ⚠"
             tip += f"\n{info.error}"
+        vae = choices.recall(model).get("vae")
+        if vae:
+            tip += f"\nVAE: {vae}"
         short = hashing.cached_sha256(model) if Path(model).is_file() else None
         if short:
             tip += f"\nModel hash: {short[:10]}"
@@ -213,6 +224,10 @@ class ModelPicker(QComboBox):
             self._choose_folder()
         elif data == _REMOVE:
             self.remove_failed()
+        elif data == _VAE:
+            self._choose_vae()
+        elif data == _OWN_VAE:
+            self.set_vae(None)
         elif isinstance(data, str) and data != _HEADER and data != self._current:
             self._current = data
             self.modelChosen.emit(data)
@@ -226,6 +241,20 @@ class ModelPicker(QComboBox):
         model = str(p.parent) if p.name == "model_index.json" else str(p)
         self.set_current_model(model)
         self.modelChosen.emit(model)
+
+    def set_vae(self, vae: str | None) -> None:
+        """Give the current model a separate VAE (None: its own); remembered per model."""
+        choices.remember(self._current, vae=vae)
+        self._rebuild()
+        self.vaeChosen.emit(self._current)
+
+    def _choose_vae(self) -> None:
+        vaes = discovery.scan(self._folder).vaes  # start where the models folder keeps VAEs
+        start = str(vaes[0].parent) if vaes else str(self._folder)
+        path, _ = QFileDialog.getOpenFileName(self, "VAE for this model", start, VAE_FILTER)
+        if path:
+            p = Path(path)
+            self.set_vae(str(p.parent) if p.name == "config.json" else str(p))
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", str(self._folder))

@@ -162,7 +162,10 @@ class GenerationWorker(QObject):
         self, model: str, device: str, dtype: str, vae: str | None = None,
         prediction: str | None = None,
     ) -> Any:
-        key = (model, device, dtype, vae, prediction)
+        from sdstudio.core.models import choices
+
+        # a VAE chosen for the model in the window is remembered, not in the request
+        key = (model, device, dtype, vae or choices.recall(model).get("vae"), prediction)
         if self._engine is not None and self._engine_key == key:
             return self._engine
         from sdstudio.core.models import load_model

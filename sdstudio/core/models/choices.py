@@ -22,6 +22,8 @@ def _file() -> Path:
 
 
 def model_key(model: str | os.PathLike[str]) -> str:
+    if model == "demo":  # request.DEMO_MODEL (not imported: it would import torch)
+        return "demo"
     path = Path(model).expanduser()
     return str(path.resolve()) if path.exists() else str(model)
 
