@@ -38,10 +38,10 @@ class SDXL(Family):
         time_ids, negative_time_ids = self._time_ids(model, req, embeds.dtype)
         embeds, pooled = embeds.repeat(batch, 1, 1), pooled.repeat(batch, 1)
         time_ids = time_ids.repeat(batch, 1)
+        flags = model.pipeline_config
+        zeros = not req.negative_prompt and flags.get("force_zeros_for_empty_prompt", True)
         if do_cfg:
-            if not req.negative_prompt and model.pipeline_config.get(
-                "force_zeros_for_empty_prompt", True
-            ):
+            if zeros:
                 negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
             else:
                 negative, negative_pooled = self._encode(
