@@ -140,3 +140,15 @@ def test_window_vae_for_a_model_is_remembered_and_reloads(qtbot, tmp_path, tiny_
     assert "vae" not in choices.recall(str(tiny_model_dir))
     assert not torch.equal(w.jobs.worker._engine.model.vae.state_dict()[k], other.state_dict()[k])
     w.close()
+
+
+def test_folder_is_scanned_once_and_again_when_the_list_opens(qtbot, tmp_path, tiny_model_dir):
+    picker = ModelPicker()
+    qtbot.addWidget(picker)
+    picker.set_models_folder(tmp_path)
+    assert picker.findData(str(tmp_path / "new-model")) < 0
+    shutil.copytree(tiny_model_dir, tmp_path / "new-model")
+    assert picker.findData(str(tmp_path / "new-model")) < 0  # no rescan on every rebuild
+    picker.showPopup()
+    assert picker.findData(str(tmp_path / "new-model")) >= 0
+    picker.hidePopup()

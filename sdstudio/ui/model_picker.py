@@ -67,6 +67,7 @@ class ModelPicker(QComboBox):
         super().__init__(parent)
         self.setObjectName("model")
         self._folder = Path()
+        self._scanned: list[str] = []  # the models folder's checkpoints, rescanned on opening
         self._opened: list[str] = []
         self._hidden: set[str] = set()  # folder models the user removed from the list
         self._failed: dict[str, str] = {}  # model -> the sentence it failed with
@@ -83,7 +84,16 @@ class ModelPicker(QComboBox):
 
     def set_models_folder(self, folder: Path) -> None:
         self._folder = folder
+        self._scanned = discovery.scan_models(folder)
         self._rebuild()
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt's name
+        """Rescan the models folder each time the list opens: new downloads appear."""
+        scanned = discovery.scan_models(self._folder)
+        if scanned != self._scanned:
+            self._scanned = scanned
+            self._rebuild()
+        super().showPopup()
 
     def models_folder(self) -> Path:
         return self._folder
@@ -139,7 +149,7 @@ class ModelPicker(QComboBox):
     # --- building the list -----------------------------------------------------------------
     def _listed(self) -> list[str]:
         models: list[str] = []
-        for m in discovery.scan_models(self._folder) + self._opened:
+        for m in self._scanned + self._opened:
             if m not in models and m != DEMO and m not in self._hidden:
                 models.append(m)
         return models
