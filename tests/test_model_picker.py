@@ -139,6 +139,17 @@ def test_window_vae_for_a_model_is_remembered_and_reloads(qtbot, tmp_path, tiny_
         picker._on_activated(picker.findData("__own_vae__"))
     assert "vae" not in choices.recall(str(tiny_model_dir))
     assert not torch.equal(w.jobs.worker._engine.model.vae.state_dict()[k], other.state_dict()[k])
+    # a VAE that does not open: one sentence, the model stays (not marked failed), VAE undone
+    (tmp_path / "bad-vae.safetensors").write_bytes(b"nope")
+    monkeypatch.setattr(model_picker.QFileDialog, "getOpenFileName",
+                        lambda *a, **k: (str(tmp_path / "bad-vae.safetensors"), ""))
+    with qtbot.waitSignal(w.errorShown, timeout=WAIT_MS) as shown:
+        picker._on_activated(picker.findData("__vae__"))
+    assert "bad-vae.safetensors" in shown.args[0]
+    assert picker.failed_models() == [] and picker.current_model() == str(tiny_model_dir)
+    assert "vae" not in choices.recall(str(tiny_model_dir))
+    if w.last_error_dialog is not None:
+        w.last_error_dialog.close()
     w.close()
 
 

@@ -74,6 +74,7 @@ class ModelPicker(QComboBox):
         self._info: dict[str, CheckpointInfo] = {}
         self._loaded = DEMO  # the last model that opened: where a failed choice falls back to
         self._current = DEMO
+        self._vae_trial: tuple[str, str | None] | None = None  # (model, its previous VAE)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-info")
         self.setToolTip("The demo model, models in your models folder, or Open model… for a "
                         "diffusers folder (pick its model_index.json) or a .safetensors file")
@@ -121,12 +122,19 @@ class ModelPicker(QComboBox):
 
     # --- what the window tells the picker about loads ------------------------------------
     def mark_loaded(self, model: str) -> None:
+        self._vae_trial = None
         self._failed.pop(model, None)
         self._loaded = model
         self._rebuild()
 
     def mark_failed(self, model: str, message: str) -> None:
         """Mark `model` as failed and go back to the last model that opened."""
+        if self._vae_trial is not None and self._vae_trial[0] == model:
+            # the VAE just chosen failed, not the model: go back to the VAE it had
+            choices.remember(model, vae=self._vae_trial[1])
+            self._vae_trial = None
+            self._rebuild()
+            return
         if model == DEMO:
             return
         self._failed[model] = message
@@ -254,6 +262,7 @@ class ModelPicker(QComboBox):
 
     def set_vae(self, vae: str | None) -> None:
         """Give the current model a separate VAE (None: its own); remembered per model."""
+        self._vae_trial = (self._current, choices.recall(self._current).get("vae"))
         choices.remember(self._current, vae=vae)
         self._rebuild()
         self.vaeChosen.emit(self._current)
