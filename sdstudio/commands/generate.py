@@ -61,6 +61,12 @@ def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEF
                    help="Gaussian blur of the mask's edge in pixels (the soft paste back)")
     p.add_argument("--device", default="auto", choices=d.DEVICES)
     p.add_argument("--dtype", default="auto", choices=d.DTYPES)
+    p.add_argument("--vae", default=None,
+                   help='a separate VAE (file or folder) for this model, remembered; "none" for '
+                        "the model's own")
+    p.add_argument("--prediction", default=None, choices=["epsilon", "v"],
+                   help="SD 2.x single files: epsilon or v-prediction (default: guessed, then "
+                        "remembered per file)")
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
 
 
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         hires_steps=getattr(args, "hires_steps", 0),
         hires_strength=getattr(args, "hires_strength", 0.5),
         hires_upscaler=getattr(args, "hires_upscaler", "Latent"),
+        vae=getattr(args, "vae", None), prediction=getattr(args, "prediction", None),
     ).validate()
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():
@@ -91,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
 
     engine = Engine()
-    engine.load(request.model, request.device, request.dtype)
+    engine.load(request.model, request.device, request.dtype, request.vae, request.prediction)
     request = engine.with_model_defaults(request, chosen)
     with _Progress() as progress:
         result = engine.generate(request, on_step=progress)

@@ -72,9 +72,8 @@ class Engine:
         self._loader = loader
         self._loaded: LoadedModel | None = None
         self._pipeline: Any = None
-        self._key: tuple[str, str, str] | None = None
+        self._key: tuple[str, ...] | None = None
         self._info: ModelInfo | None = None
-        self._record: dict[str, Any] = {}
 
     # --- the model --------------------------------------------------------------------------
     @property
@@ -85,12 +84,18 @@ class Engine:
     def info(self) -> ModelInfo | None:
         return self._info
 
-    def is_loaded(self, model: str, device: str = "auto", dtype: str = "auto") -> bool:
-        return self._loaded is not None and self._key == (model, device, dtype)
+    def is_loaded(self, model: str, device: str = "auto", dtype: str = "auto",
+                  vae: str | None = None, prediction: str | None = None) -> bool:
+        return self._loaded is not None and self._key == _model_key(
+            model, device, dtype, vae, prediction)
 
-    def load(self, model: str, device: str = "auto", dtype: str = "auto") -> ModelInfo:
-        """Load `model` (or keep it, when it is the one loaded); the old one is freed first."""
-        if self.is_loaded(model, device, dtype):
+    def load(self, model: str, device: str = "auto", dtype: str = "auto",
+             vae: str | None = None, prediction: str | None = None) -> ModelInfo:
+        """Load `model` (or keep it, when it is the one loaded); the old one is freed first.
+        `vae` (a separate VAE; else the one remembered for the model) and `prediction` (SD 2.x
+        single files) are part of what is loaded."""
+        key = _model_key(model, device, dtype, vae, prediction)
+        if self._loaded is not None and self._key == key:
             assert self._info is not None
             return self._info
         from sdstudio.core.pipeline import StableDiffusion
@@ -102,10 +107,9 @@ class Engine:
         else:
             from sdstudio.core.models import load_model
 
-            loaded = load_model(model, device, dtype)
+            loaded = load_model(model, device, dtype, vae=vae, prediction=prediction)
         self._pipeline = StableDiffusion(loaded)
-        self._loaded, self._key = loaded, (model, device, dtype)
-        self._record = _record(loaded)
+        self._loaded, self._key = loaded, key
         self._info = ModelInfo(
             model=model, name=str(loaded.name), native_size=int(loaded.native_size),
             guidance=float(loaded.guidance), device=str(loaded.device),
@@ -116,12 +120,12 @@ class Engine:
     def unload(self) -> None:
         """Drop the model and give its memory back (after an out-of-memory error, say)."""
         self._loaded = self._pipeline = self._key = self._info = None
-        self._record = {}
         free_memory()
 
     def record(self) -> dict[str, Any]:
-        """The reproducibility record of the loaded model, as every image's PNG stores it."""
-        return dict(self._record)
+        """The reproducibility record of the loaded model, as every image's PNG stores it (built
+        per job: a single file's hash arrives from a background thread after loading)."""
+        return _record(self._loaded) if self._loaded is not None else {}
 
     # --- requests ---------------------------------------------------------------------------
     def with_model_defaults(self, request: GenerationRequest,
@@ -162,7 +166,7 @@ class Engine:
         """Load the request's model if needed, check it fits, and run it. Every image carries the
         model's record. Out of memory unloads the model (so the next job starts clean)."""
         request = request.validate()
-        self.load(request.model, request.device, request.dtype)
+        self.load(request.model, request.device, request.dtype, request.vae, request.prediction)
         w, h = request.hires_size if request.hires else (request.width, request.height)
         self.check_fits(replace(request, width=w, height=h))  # the largest pass
         record = self.record()
@@ -203,10 +207,12 @@ class Engine:
                 raise GenerationCancelled()
             request = request.validate()
             emit(EngineEvent(EventKind.STARTED, job_id, request))
-            if not self.is_loaded(request.model, request.device, request.dtype):
+            model_args = (request.model, request.device, request.dtype, request.vae,
+                          request.prediction)
+            if not self.is_loaded(*model_args):
                 emit(EngineEvent(EventKind.NOTICE, job_id,
                                  f"Loading model {model_label(request.model)}…"))
-                info = self.load(request.model, request.device, request.dtype)
+                info = self.load(*model_args)
                 emit(EngineEvent(EventKind.LOADED, 0, info))
             request = self.with_model_defaults(request, chosen)
             result = self.generate(
@@ -237,6 +243,17 @@ class Engine:
         if self._info is None:
             raise UserError("No model is loaded.")
         return self._info
+
+
+def _model_key(model: str, device: str, dtype: str, vae: str | None,
+               prediction: str | None) -> tuple[str, ...]:
+    """What makes two loads the same: a VAE chosen for the model earlier (remembered per model,
+    not in the request) counts as if the request had named it."""
+    if vae is None and model != DEMO_MODEL:
+        from sdstudio.core.models import choices
+
+        vae = choices.recall(model).get("vae")
+    return (model, device, dtype, str(vae or ""), str(prediction or ""))
 
 
 # --- the record ------------------------------------------------------------------------------

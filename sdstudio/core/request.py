@@ -45,6 +45,8 @@ class GenerationRequest:
     hires_steps: int = 0  # the second pass's steps (0: the first pass's)
     hires_strength: float = 0.5  # the second pass's denoising strength
     hires_upscaler: str = "Latent"  # a name of sdstudio.core.canvas.upscalers.UPSCALERS
+    vae: str | None = None  # a separate VAE (file or folder), "none" for the model's own
+    prediction: str | None = None  # single SD 2.x files: epsilon | v (else guessed/remembered)
 
     @property
     def mode(self) -> str:
@@ -89,6 +91,8 @@ class GenerationRequest:
             raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise UserError("The prompt and the negative prompt must be text.")
+        if self.prediction not in (None, "epsilon", "eps", "v", "v_prediction"):
+            raise UserError(f"Prediction must be epsilon or v, got {_short(self.prediction)}.")
         return replace(self, scheduler=canonical_name(str(self.scheduler)),
                        hires_upscaler=self._validate_canvas())
 

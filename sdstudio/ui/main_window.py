@@ -142,6 +142,7 @@ class MainWindow(QMainWindow):
     def _install_gallery(self) -> None:
         """The saved-images gallery in the gallery dock, beside this session's images."""
         self.gallery_panel = GalleryPanel(settings=self.settings)
+        self._pending: tuple[str, float, float] | None = None  # model being opened, CFG to undo
         tabs = QTabWidget()
         tabs.setObjectName("gallery_tabs")
         tabs.addTab(self.gallery_panel, "Gallery")
@@ -184,6 +185,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
+        self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
             lambda f: self.settings.set_models_folder(Path(f)))
         self.jobs.queueChanged.connect(
@@ -279,16 +281,22 @@ class MainWindow(QMainWindow):
     def _on_core_ready(self, names: list[str]) -> None:
         self.params_panel.set_scheduler_names(names)
         self.coreReady.emit(names)
+        from sdstudio.core.models.loading import available_devices  # torch is imported by now
+
+        self.params_panel.set_devices(available_devices())
         self._quiet_failures = True  # a missing default model is not worth a dialog at start
         self._preload(self.params_panel.model.current_model())
 
     @Slot(str)
     def _preload(self, model: str) -> None:
+        self._pending = (model, self.params_panel.params()["guidance"], self._model_guidance)
         self._follow_model_guidance(recommended_guidance_for(model))
         p = self.params_panel.params()
         self.jobs.load_model(model, p["device"], p["dtype"])
 
     def _on_model_loaded(self, info: ModelInfo) -> None:
+        self._pending = None
+        self.params_panel.model.mark_loaded(info.model)
         size_text = f" · native {info.native_size}px" if info.native_size else ""
         self.model_label.setText(f"Model: {info.name} · {info.device} · {info.dtype}{size_text}")
         self.model_label.setToolTip(info.model)
@@ -340,6 +348,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(notice)
 
     def _on_failed(self, message: str) -> None:
+        if self._pending is not None:  # the model did not open: mark it, undo its CFG
+            model, guidance, self._model_guidance = self._pending
+            self._pending = None
+            self.params_panel.model.mark_failed(model, message)
+            self.params_panel.set_params({"guidance": guidance})
         if self._quiet_failures:
             self.model_label.setText("No model loaded: choose one in Parameters ▸ Model")
         self.show_error(message, dialog=not self._quiet_failures)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QToolButton,
@@ -101,9 +102,10 @@ class ParamsPanel(QWidget):
 
         self.device = QComboBox()
         self.device.setObjectName("device")
-        self.device.addItems(list(d.DEVICES))
+        self.device.addItems(["auto", "cpu"])  # + cuda/mps once the engine says they exist
         self.dtype = QComboBox()
         self.dtype.setObjectName("dtype")
+        self.dtype.setToolTip("Precision of the weights: fp16 halves GPU memory (GPU only)")
         self.dtype.addItems(list(d.DTYPES))
         self._build_layout()
 
@@ -127,6 +129,7 @@ class ParamsPanel(QWidget):
         size_row.addWidget(self.size_preset)
         dev_row = QHBoxLayout()
         dev_row.addWidget(self.device)
+        dev_row.addWidget(QLabel("Precision"))
         dev_row.addWidget(self.dtype)
 
         form = QFormLayout()
@@ -159,6 +162,13 @@ class ParamsPanel(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         w.setLayout(row)
         return w
+
+    def set_devices(self, names: list[str]) -> None:
+        """Offer only the devices this machine has (known once the engine has imported torch)."""
+        wanted = getattr(self, "_wanted_device", self.device.currentText())
+        self.device.clear()
+        self.device.addItems(["auto", *names])
+        self.device.setCurrentText(wanted if wanted in names else "auto")
 
     # --- scheduler names arrive once the engine is imported --------------------------------
     def set_scheduler_names(self, names: list[str]) -> None:
@@ -262,7 +272,8 @@ class ParamsPanel(QWidget):
         if "mask" in p:
             self.mask_slot.set_path(p["mask"] if _exists(p["mask"]) else None)
         if p.get("device"):
-            self.device.setCurrentText(str(p["device"]))
+            self._wanted_device = str(p["device"])  # kept until set_devices knows it exists
+            self.device.setCurrentText(self._wanted_device)
         if p.get("dtype"):
             self.dtype.setCurrentText(str(p["dtype"]))
         self.canvas.set_params(p)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -45,14 +44,6 @@ def load_pickle_weights(path: Path) -> dict:
         raise ModelLoadError(
             f"{path.name} cannot be read as a checkpoint ({_first_line(exc)})."
         ) from None
-
-
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

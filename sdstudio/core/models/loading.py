@@ -14,7 +14,6 @@ from sdstudio.core.families import Family, family_of_components, unsupported_pip
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
 from sdstudio.core.models import checkpoints
-from sdstudio.core.models.single_file import single_file_config
 from sdstudio.core.paths import demo_model_dir
 from sdstudio.core.request import DEMO_MODEL
 
@@ -98,8 +97,34 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
     return torch.device(device), torch.float16 if dtype == "fp16" else torch.float32
 
 
-def load_model(model: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-    """Load `model`: "demo", a diffusers folder, a .safetensors/.ckpt file, or a cached HF id."""
+def available_devices() -> list[str]:
+    """The devices this machine has, for a device menu: cpu, and cuda / mps where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    return names
+
+
+def load_model(
+    model: str, device: str = "auto", dtype: str = "auto", vae: str | None = None,
+    prediction: str | None = None, config: str | None = None,
+) -> LoadedModel:
+    """Load `model`: "demo", a diffusers folder, a .safetensors/.ckpt file, or a cached HF id.
+
+    `vae`: a separate VAE (file or folder; "none" for the model's own), remembered per model.
+    `prediction` (single files): epsilon or v, overriding the guess, remembered per file.
+    `config` (single files): a diffusers-layout folder to use instead of the shipped configs.
+    """
+    from sdstudio.core.models.vae import with_vae
+
+    return with_vae(_load(model, device, dtype, prediction, config), model, vae)
+
+
+def _load(
+    model: str, device: str, dtype: str, prediction: str | None, config: str | None
+) -> LoadedModel:
     dev, dt = resolve_device(device, dtype)
     if model == DEMO_MODEL:
         folder = demo_model_dir()
@@ -116,7 +141,7 @@ def load_model(model: str, device: str = "auto", dtype: str = "auto") -> LoadedM
             )
         return _from_folder(path, path.name, dev, dt)
     if path.is_file():
-        return _from_single_file(path, dev, dt)
+        return _from_single_file(path, dev, dt, prediction, config)
     if _looks_like_path(model):
         raise ModelLoadError(f"Model path {model} does not exist.")
     return _from_folder(_cached_hub_folder(model), model, dev, dt, source=model)
@@ -232,39 +257,44 @@ def _or(value, default):
     return default if value is None else value
 
 
-def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    suffix = path.suffix.lower()
-    if suffix in checkpoints.SAFETENSORS:
-        shapes = checkpoints.check_safetensors(path)
-    elif suffix in checkpoints.PICKLES:
-        state = checkpoints.load_pickle_weights(path)
-        state = state.get("state_dict", state) if isinstance(state, dict) else {}
-        shapes = {k: tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
-        del state
-    else:
-        raise ModelLoadError(
-            f"{path.name} is not a model file; use a .safetensors or .ckpt file or a diffusers folder."
-        )
-    config = single_file_config(path, shapes)
-    from diffusers import StableDiffusionPipeline
+def _from_single_file(
+    path: Path, device: torch.device, dtype: torch.dtype, prediction: str | None = None,
+    config: str | None = None,
+) -> LoadedModel:
+    from sdstudio.core.models import choices, hashing
+    from sdstudio.core.models.single_file import load_single_file, prediction_name
 
-    try:
-        pipe = StableDiffusionPipeline.from_single_file(
-            str(path),
-            config=str(config),
-            local_files_only=True,
-            safety_checker=None,
-            requires_safety_checker=False,
-        )
-    except Exception as exc:
-        raise ModelLoadError(
-            f"{path.name} cannot be loaded as a Stable Diffusion 1.x checkpoint "
-            f"({checkpoints._first_line(exc)})."
-        ) from None
-    return _assemble(
-        path.stem, str(path), pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae,
-        dict(pipe.scheduler.config), device, dtype, sha256=checkpoints.sha256_file(path),
+    if prediction:
+        prediction = prediction_name(prediction)
+    one = load_single_file(
+        path, dtype, prediction, choices.recall(path).get("prediction"),
+        Path(config) if config else None,
     )
+    if prediction:
+        choices.remember(path, prediction=prediction)
+    c = one.components
+    loaded = _assemble(
+        path.stem, str(path), c.get("tokenizer"), c.get("text_encoder"), c["unet"], c["vae"],
+        one.scheduler_config, device, dtype, sha256=hashing.cached_sha256(path),
+        tokenizer_2=c.get("tokenizer_2"), text_encoder_2=c.get("text_encoder_2"),
+        pipeline_config={k: one.pipeline_config[k] for k in PIPELINE_FLAGS
+                         if k in one.pipeline_config},
+    )
+    if loaded.sha256 is None:  # hashed once in the background; cached by path, size and mtime
+        hashing.hash_in_background(path, lambda _p, digest: setattr(loaded, "sha256", digest))
+    return loaded
+
+
+def vae_dtype(vae, family: Family, dtype: torch.dtype) -> torch.dtype:
+    """`dtype`, or fp32 for a VAE the family upcasts (SDXL's `force_upcast`): diffusers holds that
+    VAE in `dtype` and upcasts it to decode, so its weights are rounded the same way here (same
+    pixels), but it is kept in fp32 instead of being cast for every image."""
+    if not family.upcast_vae(vae) or dtype == torch.float32:
+        return dtype
+    with torch.no_grad():
+        for tensor in (*vae.parameters(), *vae.buffers()):
+            tensor.copy_(tensor.to(dtype))
+    return torch.float32
 
 
 def _assemble(
@@ -281,16 +311,8 @@ def _assemble(
         raise ModelLoadError(
             f"{name} has an SDXL UNet but no second text encoder (text_encoder_2)."
         )
-    vae_dtype = dtype
-    if family.upcast_vae(vae) and dtype != torch.float32:
-        # diffusers holds this VAE in `dtype` and upcasts it to decode: round its weights the
-        # same way, so the pixels match, but keep it in fp32 instead of casting every image.
-        with torch.no_grad():
-            for tensor in (*vae.parameters(), *vae.buffers()):
-                tensor.copy_(tensor.to(dtype))
-        vae_dtype = torch.float32
     modules = [(m, dtype) for m in (text_encoder, text_encoder_2, unet) if m is not None]
-    for module, dt in (*modules, (vae, vae_dtype)):
+    for module, dt in (*modules, (vae, vae_dtype(vae, family, dtype))):
         module.to(device)
         if module.dtype != dt:  # diffusers warns on dtype casts that change nothing
             module.to(dtype=dt)

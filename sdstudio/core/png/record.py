@@ -25,21 +25,11 @@ SDSTUDIO_KEY = "sdstudio"
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a model file, cached by (path, size, mtime): checkpoints are gigabytes."""
-    import hashlib
+    """SHA-256 of a model file, cached on disk by path, size and mtime (checkpoints are
+    gigabytes); waits for a background hash of the same file that is under way."""
+    from sdstudio.core.models.hashing import sha256
 
-    st = os.stat(path)
-    key = (os.fspath(path), st.st_size, st.st_mtime_ns)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
-
-
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+    return sha256(path)
 
 
 @functools.cache
