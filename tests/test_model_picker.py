@@ -132,13 +132,13 @@ def test_window_vae_for_a_model_is_remembered_and_reloads(qtbot, tmp_path, tiny_
         picker._on_activated(picker.findData("__vae__"))
     assert choices.recall(str(tiny_model_dir))["vae"] == str((tmp_path / "my-vae").resolve())
     k = "decoder.conv_in.weight"
-    loaded = w.jobs.worker._engine.model.vae.state_dict()[k]
+    loaded = w.jobs.worker.engine.model.vae.state_dict()[k]
     assert torch.equal(loaded, other.state_dict()[k])
     assert picker.findData("__own_vae__") >= 0
     with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
         picker._on_activated(picker.findData("__own_vae__"))
     assert "vae" not in choices.recall(str(tiny_model_dir))
-    assert not torch.equal(w.jobs.worker._engine.model.vae.state_dict()[k], other.state_dict()[k])
+    assert not torch.equal(w.jobs.worker.engine.model.vae.state_dict()[k], other.state_dict()[k])
     # a VAE that does not open: one sentence, the model stays (not marked failed), VAE undone
     (tmp_path / "bad-vae.safetensors").write_bytes(b"nope")
     monkeypatch.setattr(model_picker.QFileDialog, "getOpenFileName",
