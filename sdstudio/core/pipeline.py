@@ -19,6 +19,9 @@ from functools import lru_cache
 import torch
 from PIL import Image
 
+from sdstudio.core.conditioning import parse_extra_networks
+from sdstudio.core.conditioning.encode import clip_skip_layer, encode
+from sdstudio.core.conditioning.prompt import CfgConditioning, scheduled
 from sdstudio.core.errors import GenerationCancelled, UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
 from sdstudio.core.models import LoadedModel
@@ -65,7 +68,7 @@ class StableDiffusion:
         do_cfg = req.guidance > 1 and m.unet.config.time_cond_proj_dim is None
 
         # 2. Encode the prompt (and the negative prompt for classifier-free guidance).
-        embeds = self.encode_prompt(req.prompt, req.negative_prompt, batch, do_cfg, notices)
+        cond = self.encode_prompt(req, batch, do_cfg, notices)
 
         # 3. Prepare the scheduler and its timesteps (img2img/inpaint start part-way in).
         scheduler = fresh_scheduler(req.scheduler, m.scheduler_config)
@@ -79,7 +82,7 @@ class StableDiffusion:
         f = self.vae_scale_factor
         shape = (batch, m.vae.config.latent_channels, req.height // f, req.width // f)
         latents, noise, image_latents, mask, masked = self.prepare_latents(
-            req, inputs, scheduler, timesteps, shape, embeds.dtype, generators, do_cfg
+            req, inputs, scheduler, timesteps, shape, cond.dtype, generators, do_cfg
         )
 
         # 5. Denoising loop.
@@ -92,7 +95,7 @@ class StableDiffusion:
             model_input = scheduler.scale_model_input(model_input, t)
             if mask is not None and masked is not None:  # 9-channel inpainting UNet
                 model_input = torch.cat([model_input, mask, masked], dim=1)
-            noise_pred = m.unet(model_input, t, encoder_hidden_states=embeds, return_dict=False)[0]
+            noise_pred = self.predict_noise(model_input, t, cond.at(i))
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
@@ -135,30 +138,21 @@ class StableDiffusion:
     # -- 2. prompt -------------------------------------------------------------------------------
 
     def encode_prompt(
-        self, prompt: str, negative: str, batch: int, do_cfg: bool, notices: list[str]
-    ) -> torch.Tensor:
-        """Text embeddings repeated per image; with CFG, [negative..., prompt...]."""
-        embeds = self._encode_text(prompt, "Prompt", notices).repeat(batch, 1, 1)
-        if not do_cfg:
-            return embeds
-        neg = self._encode_text(negative or "", "Negative prompt", notices).repeat(batch, 1, 1)
-        return torch.cat([neg, embeds])
+        self, req: GenerationRequest, batch: int, do_cfg: bool, notices: list[str]
+    ) -> CfgConditioning:
+        """A1111 prompt syntax: emphasis, 75-token chunks, prompt editing/alternation per step."""
+        m = self.model
+        layer = clip_skip_layer(req.clip_skip)
 
-    def _encode_text(self, text: str, what: str, notices: list[str]) -> torch.Tensor:
-        tok, enc = self.model.tokenizer, self.model.text_encoder
-        limit = tok.model_max_length
-        ids = tok(text, padding="max_length", max_length=limit, truncation=True, return_tensors="pt")
-        full = tok(text, padding="longest", return_tensors="pt").input_ids
-        if full.shape[-1] > limit:
-            dropped = tok.batch_decode(full[:, limit - 1 : -1])[0]
-            notices.append(
-                f"{what} is longer than the text encoder's {limit} tokens; ignored: {dropped!r}."
-            )
-        mask = None
-        if getattr(enc.config, "use_attention_mask", False):
-            mask = ids.attention_mask.to(self.model.device)
-        out = enc(ids.input_ids.to(self.model.device), attention_mask=mask)[0]
-        return out.to(dtype=enc.dtype, device=self.model.device)
+        def encode_text(text: str) -> torch.Tensor:
+            return encode(m.tokenizer, m.text_encoder, text, layer=layer).hidden
+
+        prompt, _ = parse_extra_networks(req.prompt)  # the LoRAs were applied by step 1
+        positive = scheduled(prompt, req.steps, encode_text)
+        negative = None
+        if do_cfg:
+            negative = scheduled(parse_extra_networks(req.negative_prompt)[0], req.steps, encode_text)
+        return CfgConditioning(positive, negative, batch)
 
     # -- 3. timesteps ----------------------------------------------------------------------------
 
@@ -251,6 +245,18 @@ class StableDiffusion:
         if "generator" in params:
             kwargs["generator"] = generators
         return kwargs
+
+    def predict_noise(self, model_input, t, embeds: list[torch.Tensor]) -> torch.Tensor:
+        """One UNet call, or one per half of the batch where the negative prompt's conditioning
+        has a different length than the prompt's (A1111's default: no padding)."""
+        unet = self.model.unet
+        if len(embeds) == 1:
+            return unet(model_input, t, encoder_hidden_states=embeds[0], return_dict=False)[0]
+        halves = model_input.chunk(2)
+        return torch.cat([
+            unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
+            for x, e in zip(halves, embeds, strict=True)
+        ])
 
     @staticmethod
     def blend_known(scheduler, timesteps, i, latents, image_latents, noise, mask, do_cfg):

@@ -30,6 +30,7 @@ class GenerationRequest:
     model: str = DEMO_MODEL  # "demo", a folder, a .safetensors/.ckpt file, or a HF id in the cache
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "auto"  # auto | fp32 | fp16
+    clip_skip: int = 1  # A1111's "Clip skip": 1 = the text encoder's last layer, 2 = penultimate
 
     @property
     def mode(self) -> str:
@@ -55,6 +56,8 @@ class GenerationRequest:
             raise UserError(f"Strength must be in (0, 1], got {self.strength}.")
         if self.mask and not self.init_image:
             raise UserError("A mask needs an init image to paint into.")
+        if not isinstance(self.clip_skip, int) or not 1 <= self.clip_skip <= 12:
+            raise UserError(f"Clip skip must be a whole number from 1 to 12, got {self.clip_skip}.")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in ("auto", "fp32", "fp16"):

@@ -70,7 +70,7 @@ def encode_chunks(
             mask = torch.zeros_like(ids)
             mask[0, : first_end + 1] = 1
         z, chunk_pooled = _run_encoder(text_encoder, ids, mask, layer)
-        if emphasis:
+        if emphasis and any(w != 1.0 for w in chunk.multipliers):
             z = _original_emphasis(z, torch.tensor([chunk.multipliers], device=device))
         hidden.append(z)
         if pooled is None:
@@ -87,11 +87,20 @@ def _run_encoder(text_encoder, ids, mask, layer: EncoderLayer):
         return out.last_hidden_state, pooled  # exactly as diffusers takes it
     z = out.hidden_states[layer.index]
     if layer.final_norm:
-        z = text_encoder.text_model.final_layer_norm(z)
+        z = _final_layer_norm(text_encoder)(z)
     return z, pooled
 
 
+def _final_layer_norm(text_encoder):
+    # transformers 5's CLIPTextModel holds it directly (diffusers 0.42's clip_skip still looks
+    # for `text_model.final_layer_norm`, which only CLIPTextModelWithProjection has).
+    norm = getattr(text_encoder, "final_layer_norm", None)
+    return norm if norm is not None else text_encoder.text_model.final_layer_norm
+
+
 def _original_emphasis(z: torch.Tensor, multipliers: torch.Tensor) -> torch.Tensor:
+    # Skipped for a chunk of weights 1, where it changes nothing (save 0/0 = NaN for an encoder
+    # whose hidden states average exactly 0, as a freshly initialised final layer norm gives).
     original_mean = z.mean()
     z = z * multipliers.reshape(multipliers.shape + (1,)).expand(z.shape)
     new_mean = z.mean()
