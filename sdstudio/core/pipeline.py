@@ -19,6 +19,7 @@ from functools import lru_cache
 import torch
 from PIL import Image
 
+from sdstudio.core.adapters.apply import apply_adapters
 from sdstudio.core.conditioning import parse_extra_networks
 from sdstudio.core.conditioning.encode import clip_skip_layer, encode
 from sdstudio.core.conditioning.prompt import CfgConditioning, scheduled
@@ -64,6 +65,7 @@ class StableDiffusion:
         # 1. Check inputs and load the init image / mask.
         req = request.validate()
         inputs = self.load_inputs(req, notices)
+        apply_adapters(m, req, notices)  # LoRAs (prompt tags, --lora) and embeddings
         batch = req.batch_size
         do_cfg = req.guidance > 1 and m.unet.config.time_cond_proj_dim is None
 

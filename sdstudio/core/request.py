@@ -31,6 +31,9 @@ class GenerationRequest:
     device: str = "auto"  # auto | cpu | cuda | mps
     dtype: str = "auto"  # auto | fp32 | fp16
     clip_skip: int = 1  # A1111's "Clip skip": 1 = the text encoder's last layer, 2 = penultimate
+    loras: tuple[str, ...] = ()  # "PATH[:WEIGHT]" each, beside the prompt's <lora:NAME:WEIGHT>
+    lora_dir: str | None = None  # where <lora:NAME> finds NAME.safetensors
+    embeddings_dir: str | None = None  # textual-inversion embeddings, used by their file name
 
     @property
     def mode(self) -> str:
@@ -62,7 +65,9 @@ class GenerationRequest:
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in ("auto", "fp32", "fp16"):
             raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
-        return replace(self, scheduler=canonical_name(self.scheduler))
+        return replace(
+            self, scheduler=canonical_name(self.scheduler), loras=tuple(self.loras or ())
+        )
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_size)]
