@@ -39,6 +39,19 @@ def _expand_embeddings(text: str, tokenizer) -> str:
     return TextualInversionLoaderMixin._maybe_convert_prompt(None, text, tokenizer)
 
 
+def _embedding_vectors(tokenizer) -> dict[int, int]:
+    """{first token id: vector count} of the multi-vector embeddings (tokens NAME, NAME_1, ...)."""
+    added = tokenizer.added_tokens_encoder
+    out = {}
+    for name, token_id in added.items():
+        count = 1
+        while f"{name}_{count}" in added:
+            count += 1
+        if count > 1:
+            out[token_id] = count
+    return out
+
+
 def tokenize_line(
     tokenizer, line: str, *, emphasis: bool = True, comma_backtrack: int = COMMA_BACKTRACK
 ) -> tuple[list[Chunk], int]:
@@ -49,6 +62,7 @@ def tokenize_line(
     parsed = parse_prompt_attention(line) if emphasis else [[line, 1.0]]
     texts = [_expand_embeddings(text, tokenizer) for text, _ in parsed]
     tokenized = tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"]
+    vectors = _embedding_vectors(tokenizer)
 
     chunks: list[Chunk] = []
     chunk = Chunk()
@@ -72,7 +86,9 @@ def tokenize_line(
         if text == "BREAK" and weight == BREAK_WEIGHT:
             next_chunk()
             continue
-        for token in tokens:
+        position = 0
+        while position < len(tokens):
+            token = tokens[position]
             if token == comma:
                 last_comma = len(chunk.tokens)
             elif (
@@ -88,8 +104,12 @@ def tokenize_line(
                 chunk.tokens, chunk.multipliers = moved, moved_mults
             if len(chunk.tokens) == length:
                 next_chunk()
-            chunk.tokens.append(token)
-            chunk.multipliers.append(weight)
+            span = vectors.get(token, 1)  # an embedding's vectors stay in one chunk
+            if len(chunk.tokens) + span > length:
+                next_chunk()
+            chunk.tokens += tokens[position : position + span]
+            chunk.multipliers += [weight] * span
+            position += span
 
     if chunk.tokens or not chunks:
         next_chunk(is_last=True)
