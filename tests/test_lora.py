@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from sdstudio.core.adapters.lora import is_sdxl_lora, lora_set_for, parse_lora_arg
 from sdstudio.core.errors import UserError
@@ -168,3 +169,21 @@ def test_lora_arg_parsing():
     assert parse_lora_arg("a/b.safetensors").weight == 1.0
     assert parse_lora_arg("C:\\loras\\b.safetensors:-1").weight == -1.0
     assert parse_lora_arg("C:\\loras\\b.safetensors").path.name.endswith("b.safetensors")
+
+
+def test_cli_lora_options_and_tags(capsys, tiny_model_dir, lora_dir, tmp_path):
+    from sdstudio.cli import main
+
+    common = ["generate", "--model", str(tiny_model_dir), "--steps", "2", "--device", "cpu",
+              "--width", "32", "--height", "32", "--seed", "1", "--scheduler", "Euler"]
+    code = main([*common, "a red cat <lora:style:0.5> <lora:gone>", "--lora-dir", str(lora_dir),
+                 "--out", str(tmp_path / "a")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "LoRA 'gone' was not found" in err
+    code = main([*common, "a red cat", "--lora", f"{lora_dir / 'style.safetensors'}:0.5",
+                 "--out", str(tmp_path / "b")])
+    assert code == 0
+    a, b = (np.asarray(Image.open(next((tmp_path / d).glob("*.png")))) for d in ("a", "b"))
+    assert np.array_equal(a, b)  # the tag and --lora are the same LoRA at the same weight
+    code = main([*common, "a cat", "--clip-skip", "0", "--out", str(tmp_path / "c")])
+    assert code == 2 and "Clip skip must be a whole number from 1 to 12" in capsys.readouterr().err

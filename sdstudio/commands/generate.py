@@ -37,6 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     p.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16"])
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
+    p.add_argument("--clip-skip", type=int, default=1,
+                   help="A1111's Clip skip: 1 = last text-encoder layer, 2 = penultimate")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="apply a LoRA file (repeatable; weight default 1)")
+    p.add_argument("--lora-dir", default=None,
+                   help="folder where the prompt's <lora:NAME:WEIGHT> tags find NAME.safetensors")
+    p.add_argument("--embeddings-dir", default=None,
+                   help="folder of textual-inversion embeddings, used by file name in the prompt")
     p.set_defaults(func=run)
 
 
@@ -50,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         guidance=_or(args.guidance, DEFAULT_GUIDANCE), scheduler=args.scheduler, width=_or(args.width, 8),
         height=_or(args.height, 8), batch_size=args.batch, init_image=args.init_image,
         strength=args.strength, mask=args.mask, model=args.model, device=args.device,
-        dtype=args.dtype,
+        dtype=args.dtype, clip_skip=args.clip_skip, loras=tuple(args.lora),
+        lora_dir=args.lora_dir, embeddings_dir=args.embeddings_dir,
     ).validate()  # fail fast, before loading a model
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():

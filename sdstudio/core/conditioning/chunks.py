@@ -61,7 +61,9 @@ def tokenize_line(
     comma = tokenizer.get_vocab().get(",</w>")
     parsed = parse_prompt_attention(line) if emphasis else [[line, 1.0]]
     texts = [_expand_embeddings(text, tokenizer) for text, _ in parsed]
-    tokenized = tokenizer(texts, truncation=False, add_special_tokens=False)["input_ids"]
+    tokenized = tokenizer(texts, truncation=False, add_special_tokens=False, verbose=False)[
+        "input_ids"
+    ]
     vectors = _embedding_vectors(tokenizer)
 
     chunks: list[Chunk] = []
