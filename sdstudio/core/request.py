@@ -35,6 +35,10 @@ class GenerationRequest:
     lora_dir: str | None = None  # where <lora:NAME> finds NAME.safetensors
     embeddings_dir: str | None = None  # textual-inversion embeddings, used by their file name
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.loras, tuple):  # a list from JSON: keep the request hashable
+            object.__setattr__(self, "loras", tuple(self.loras or ()))
+
     @property
     def mode(self) -> str:
         if self.mask and self.init_image:
@@ -65,9 +69,7 @@ class GenerationRequest:
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in ("auto", "fp32", "fp16"):
             raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
-        return replace(
-            self, scheduler=canonical_name(self.scheduler), loras=tuple(self.loras or ())
-        )
+        return replace(self, scheduler=canonical_name(self.scheduler))
 
     def seeds(self) -> list[int]:
         return [self.seed + i for i in range(self.batch_size)]
