@@ -43,3 +43,38 @@ def tiny_inpaint_model_dir(tmp_path_factory):
     return build_tiny_model(
         tmp_path_factory.mktemp("tiny_inpaint") / "tiny", seed=0, inpainting=True
     )
+
+
+
+def _tiny_model_fixture(builder: str, doc: str, **kwargs):
+    """A session fixture building one tiny model with `sdstudio.testing.tiny_models.<builder>`."""
+
+    @pytest.fixture(scope="session")
+    def fixture(tmp_path_factory):
+        from sdstudio.testing import tiny_models
+
+        return getattr(tiny_models, builder)(tmp_path_factory.mktemp("tiny") / "tiny", **kwargs)
+
+    fixture.__doc__ = doc
+    return fixture
+
+
+tiny_sd2_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "A tiny random SD 2.x-shaped model (OpenCLIP-style encoder, epsilon)."
+)
+tiny_sd2v_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "The tiny SD 2.x model, v-prediction (768-v).", v_prediction=True
+)
+tiny_sd2_inpaint_model_dir = _tiny_model_fixture(
+    "build_tiny_sd2_model", "The tiny SD 2.x model, 9-channel inpainting UNet.", inpainting=True
+)
+tiny_sdxl_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "A tiny random SDXL-shaped model (two text encoders, size ids)."
+)
+tiny_sdxl_inpaint_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "The tiny SDXL model, 9-channel inpainting UNet.", inpainting=True
+)
+tiny_sdxl_refiner_model_dir = _tiny_model_fixture(
+    "build_tiny_sdxl_model", "A tiny SDXL refiner (text encoder 2 only, aesthetic score).",
+    refiner=True,
+)

@@ -1,4 +1,10 @@
-"""Our hand-assembled loop gives diffusers' pixels, for every registered sampler."""
+"""Our hand-assembled loop gives diffusers' pixels, for every family and every registered sampler.
+
+Families: SD 1.x, SD 2.x (epsilon and v-prediction), SDXL (base, inpainting, refiner), each a tiny
+random model built in a fixture, against diffusers' own `StableDiffusionPipeline` /
+`StableDiffusionXLPipeline` and their img2img and inpaint siblings. Every sampler runs txt2img
+for every family; img2img and inpainting run every sampler for SD 1.x and a few for the others.
+"""
 
 from __future__ import annotations
 
@@ -17,17 +23,33 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 MAX_DIFF = 1  # in 0..255 pixel levels: 1/255
 NAMES = [s.name for s in SAMPLERS]
+FEW = ["Euler a", "DPM++ 2M SDE", "Heun"]  # ancestral, SDE noise, second order
 PROMPT = "a photo of a red cat on a blue background"
+FAMILIES = ["sd1", "sd2", "sd2v", "sdxl"]
+BASE = {  # family under test -> fixture of its tiny model
+    "sd1": "tiny_model_dir", "sd2": "tiny_sd2_model_dir", "sd2v": "tiny_sd2v_model_dir",
+    "sdxl": "tiny_sdxl_model_dir", "sdxl-refiner": "tiny_sdxl_refiner_model_dir",
+}
+NINE = {"sd1": "tiny_inpaint_model_dir", "sd2": "tiny_sd2_inpaint_model_dir",
+        "sdxl": "tiny_sdxl_inpaint_model_dir"}
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    return load_model(str(tiny_model_dir), device="cpu")
+def models(request):
+    """models(fixture_name) -> that tiny model loaded on the CPU, once per module."""
+    cache: dict = {}
+
+    def get(name: str):
+        if name not in cache:
+            cache[name] = load_model(str(request.getfixturevalue(name)), device="cpu")
+        return cache[name]
+
+    return get
 
 
 @pytest.fixture(scope="module")
-def inpaint_model(tiny_inpaint_model_dir):
-    return load_model(str(tiny_inpaint_model_dir), device="cpu")
+def model(models):
+    return models("tiny_model_dir")
 
 
 @pytest.fixture(scope="module")
@@ -43,11 +65,26 @@ def images(tmp_path_factory):
     return d / "init.png", d / "mask.png"
 
 
-def _pipe(cls, m, scheduler: str):
+def _pipe(mode: str, m, scheduler: str):
+    """diffusers' own pipeline for `mode` on the components of our loaded model `m`."""
+    import diffusers
+
+    xl = m.family.name == "sdxl"
+    suffix = {"txt2img": "Pipeline", "img2img": "Img2ImgPipeline", "inpaint": "InpaintPipeline"}
+    cls = getattr(diffusers, ("StableDiffusionXL" if xl else "StableDiffusion") + suffix[mode])
+    if xl:
+        flags = m.pipeline_config
+        extra = dict(
+            text_encoder_2=m.text_encoder_2, tokenizer_2=m.tokenizer_2, add_watermarker=False,
+            force_zeros_for_empty_prompt=flags.get("force_zeros_for_empty_prompt", True),
+        )
+        if mode != "txt2img":
+            extra["requires_aesthetics_score"] = flags.get("requires_aesthetics_score", False)
+    else:
+        extra = dict(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe = cls(
         vae=m.vae, text_encoder=m.text_encoder, tokenizer=m.tokenizer, unet=m.unet,
-        scheduler=fresh_scheduler(scheduler, m.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False,
+        scheduler=fresh_scheduler(scheduler, m.scheduler_config), **extra,
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -76,67 +113,120 @@ def _assert_same(ours: list[np.ndarray], theirs: list[np.ndarray]) -> None:
         assert np.abs(a - b).max() <= MAX_DIFF
 
 
-@pytest.mark.parametrize("scheduler", NAMES)
-def test_txt2img_cfg_negative_batch_nonsquare(model, tiny_model_dir, scheduler):
-    from diffusers import StableDiffusionPipeline
+def test_tiny_models_are_the_families_they_stand_for(models):
+    labels = {name: models(fixture).family_label for name, fixture in BASE.items()}
+    labels.update({f"{k}-9ch": models(v).family_label for k, v in NINE.items()})
+    assert labels["sd1"] == "SD 1.x" and labels["sd1-9ch"] == "SD 1.x inpainting"
+    assert labels["sd2"] == "SD 2.x (epsilon)" and labels["sd2v"] == "SD 2.x (v)"
+    assert labels["sd2-9ch"] == "SD 2.x inpainting (epsilon)"
+    assert labels["sdxl"] == "SDXL" and labels["sdxl-9ch"] == "SDXL inpainting"
+    assert labels["sdxl-refiner"] == "SDXL refiner"
 
+
+@pytest.mark.parametrize("scheduler", NAMES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_txt2img_cfg_negative_batch_nonsquare(models, family, scheduler):
+    m = models(BASE[family])
     req = GenerationRequest(
         PROMPT, negative_prompt="green square", seed=7, steps=4, guidance=6.0,
-        scheduler=scheduler, width=48, height=32, batch_size=2, model=str(tiny_model_dir),
+        scheduler=scheduler, width=48, height=32, batch_size=2,
     )
-    ours = _ours(model, req)
-    theirs = _theirs(_pipe(StableDiffusionPipeline, model, scheduler), req, width=48, height=32)
+    ours = _ours(m, req)
+    theirs = _theirs(_pipe("txt2img", m, scheduler), req, width=48, height=32)
     _assert_same(ours, theirs)
     # image 1 of the batch is seed 8 alone
-    alone = _ours(model, GenerationRequest(**{**req.to_dict(), "seed": 8, "batch_size": 1}))
+    alone = _ours(m, GenerationRequest(**{**req.to_dict(), "seed": 8, "batch_size": 1}))
     assert np.abs(alone[0] - ours[1]).max() <= MAX_DIFF
 
 
-@pytest.mark.parametrize("scheduler", NAMES)
-def test_txt2img_no_cfg_square(model, tiny_model_dir, scheduler):
-    from diffusers import StableDiffusionPipeline
-
+@pytest.mark.parametrize(
+    "family, scheduler", [("sd1", n) for n in NAMES] + [(f, n) for f in FAMILIES[1:] for n in FEW]
+)
+def test_txt2img_no_cfg_square(models, family, scheduler):
+    m = models(BASE[family])
     req = GenerationRequest(
-        PROMPT, seed=3, steps=3, guidance=1.0, scheduler=scheduler, width=32, height=32,
-        model=str(tiny_model_dir),
+        PROMPT, seed=3, steps=3, guidance=1.0, scheduler=scheduler, width=32, height=32
     )
-    theirs = _theirs(_pipe(StableDiffusionPipeline, model, scheduler), req, width=32, height=32)
-    _assert_same(_ours(model, req), theirs)
+    theirs = _theirs(_pipe("txt2img", m, scheduler), req, width=32, height=32)
+    _assert_same(_ours(m, req), theirs)
 
 
-@pytest.mark.parametrize("scheduler", NAMES)
-def test_img2img(model, tiny_model_dir, images, scheduler):
-    from diffusers import StableDiffusionImg2ImgPipeline
+@pytest.mark.parametrize("scheduler", FEW)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_txt2img_cfg_empty_negative(models, family, scheduler):
+    """SDXL's empty negative prompt is zeros (`force_zeros_for_empty_prompt`), SD's is ""."""
+    m = models(BASE[family])
+    req = GenerationRequest(
+        PROMPT, seed=2, steps=3, guidance=7.0, scheduler=scheduler, width=32, height=48
+    )
+    theirs = _theirs(_pipe("txt2img", m, scheduler), req, width=32, height=48)
+    _assert_same(_ours(m, req), theirs)
 
+
+@pytest.mark.parametrize(
+    "family, scheduler",
+    [("sd1", n) for n in NAMES] + [(f, n) for f in [*FAMILIES[1:], "sdxl-refiner"] for n in FEW],
+)
+def test_img2img(models, images, family, scheduler):
+    m = models(BASE[family])
     init, _ = images
     req = GenerationRequest(
         PROMPT, negative_prompt="blurry", seed=11, steps=5, guidance=5.0, scheduler=scheduler,
         width=48, height=32, batch_size=2, init_image=str(init), strength=0.6,
-        model=str(tiny_model_dir),
     )
-    pipe = _pipe(StableDiffusionImg2ImgPipeline, model, scheduler)
+    pipe = _pipe("img2img", m, scheduler)
     theirs = _theirs(pipe, req, image=Image.open(init).convert("RGB"), strength=req.strength)
-    _assert_same(_ours(model, req), theirs)
+    _assert_same(_ours(m, req), theirs)
 
 
-@pytest.mark.parametrize("scheduler", NAMES)
+def test_refiner_img2img_encodes_an_empty_negative_prompt(models, images):
+    """The refiner says `force_zeros_for_empty_prompt: false`: "" is encoded, as diffusers does."""
+    m = models(BASE["sdxl-refiner"])
+    init, _ = images
+    req = GenerationRequest(
+        PROMPT, seed=4, steps=4, guidance=6.0, width=48, height=32, init_image=str(init),
+        strength=0.8,
+    )
+    pipe = _pipe("img2img", m, req.scheduler)
+    theirs = _theirs(pipe, req, image=Image.open(init).convert("RGB"), strength=req.strength)
+    _assert_same(_ours(m, req), theirs)
+
+
 @pytest.mark.parametrize("kind", ["4ch", "9ch"])
-def test_inpaint(model, inpaint_model, tiny_model_dir, images, scheduler, kind):
-    from diffusers import StableDiffusionInpaintPipeline
-
-    m = model if kind == "4ch" else inpaint_model
+@pytest.mark.parametrize(
+    "family, scheduler",
+    [("sd1", n) for n in NAMES] + [(f, n) for f in ("sd2", "sdxl") for n in FEW],
+)
+def test_inpaint(models, images, family, scheduler, kind):
+    m = models(BASE[family] if kind == "4ch" else NINE[family])
     init, mask = images
     strength = 0.75 if kind == "4ch" else 1.0
     req = GenerationRequest(
         PROMPT, seed=5, steps=4, guidance=4.0, scheduler=scheduler, width=48, height=32,
         batch_size=2, init_image=str(init), mask=str(mask), strength=strength,
-        model=str(tiny_model_dir),
     )
-    pipe = _pipe(StableDiffusionInpaintPipeline, m, scheduler)
+    pipe = _pipe("inpaint", m, scheduler)
     # one init image per generator: diffusers then encodes image i with generator i
     im, mk = Image.open(init).convert("RGB"), Image.open(mask).convert("L")
     theirs = _theirs(
         pipe, req, image=[im, im], mask_image=[mk, mk], strength=strength, width=48, height=32
+    )
+    _assert_same(_ours(m, req), theirs)
+
+
+@pytest.mark.parametrize("scheduler", FEW)
+def test_inpaint_9ch_below_full_strength(models, images, scheduler):
+    """A 9-channel UNet at strength < 1 starts from the noised init image (SDXL inpainting)."""
+    m = models(NINE["sdxl"])
+    init, mask = images
+    req = GenerationRequest(
+        PROMPT, negative_prompt="dark", seed=9, steps=5, guidance=3.0, scheduler=scheduler,
+        width=48, height=32, batch_size=2, init_image=str(init), mask=str(mask), strength=0.7,
+    )
+    im, mk = Image.open(init).convert("RGB"), Image.open(mask).convert("L")
+    theirs = _theirs(
+        _pipe("inpaint", m, scheduler), req, image=[im, im], mask_image=[mk, mk],
+        strength=0.7, width=48, height=32,
     )
     _assert_same(_ours(m, req), theirs)
 

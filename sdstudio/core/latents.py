@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-# SD 1.x latent -> RGB (rows: latent channels, columns: R, G, B); a cheap preview, no VAE.
+# Latent -> RGB projections (rows: latent channels, columns: R, G, B; a cheap preview, no VAE),
+# as ComfyUI's comfy/latent_formats.py lists them per family. SD 2.x shares SD 1.x's VAE.
 SD1_LATENT_RGB = torch.tensor(
     [
         [0.298, 0.207, 0.208],
@@ -18,6 +19,21 @@ SD1_LATENT_RGB = torch.tensor(
         [-0.184, -0.271, -0.473],
     ]
 )
+SDXL_LATENT_RGB = torch.tensor(
+    [
+        [0.3651, 0.4232, 0.4341],
+        [-0.2533, -0.0042, 0.1068],
+        [0.1076, 0.1111, -0.0362],
+        [-0.3165, -0.2492, -0.2188],
+    ]
+)
+SDXL_LATENT_RGB_BIAS = torch.tensor([0.1084, -0.0175, -0.0011])
+
+
+def with_bias(factors: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """A [5, 3] projection for `preview_rgb`: the 4 channel rows, then the bias row."""
+    bias = torch.zeros(3) if bias is None else bias
+    return torch.cat([factors, bias[None]]).float()
 
 
 def _processor(vae):

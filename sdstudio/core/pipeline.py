@@ -1,9 +1,11 @@
 """Stable Diffusion assembled by hand from diffusers parts.
 
 `StableDiffusion.generate` reads like diffusers' `StableDiffusionPipeline.__call__` (and its img2img
-and inpaint siblings) as numbered steps, and gives the same pixels for the same components, seeds
-and settings. Image i of a batch draws all its random numbers from its own CPU generator seeded
-with seed + i, so it regenerates alone identically.
+and inpaint siblings, and the SDXL ones) as numbered steps, and gives the same pixels for the same
+components, seeds and settings. What differs between SD 1.x, 2.x and SDXL (text and added
+conditioning, VAE scaling and upcasting) is the model's family's (`sdstudio.core.families`).
+Image i of a batch draws all its random numbers from its own CPU generator seeded with seed + i,
+so it regenerates alone identically.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import inspect
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
@@ -21,10 +23,10 @@ from PIL import Image
 
 from sdstudio.core.adapters.apply import apply_adapters
 from sdstudio.core.conditioning import parse_extra_networks
-from sdstudio.core.conditioning.encode import clip_skip_layer, encode
-from sdstudio.core.conditioning.prompt import CfgConditioning, scheduled
+from sdstudio.core.conditioning.prompt import Scheduled, per_step
 from sdstudio.core.errors import GenerationCancelled, UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
+from sdstudio.core.families import Conditioning
 from sdstudio.core.models import LoadedModel
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedulers import make_scheduler
@@ -69,8 +71,10 @@ class StableDiffusion:
         batch = req.batch_size
         do_cfg = req.guidance > 1 and m.unet.config.time_cond_proj_dim is None
 
-        # 2. Encode the prompt (and the negative prompt for classifier-free guidance).
-        cond = self.encode_prompt(req, batch, do_cfg, notices)
+        # 2. Encode the prompt (and the negative prompt for classifier-free guidance), and the
+        #    family's added conditioning (SDXL: pooled text embeddings and size time ids), for
+        #    each text of A1111's prompt editing/alternation schedule.
+        conds = self.encode_prompt(req, do_cfg, notices)
 
         # 3. Prepare the scheduler and its timesteps (img2img/inpaint start part-way in).
         scheduler = fresh_scheduler(req.scheduler, m.scheduler_config)
@@ -84,7 +88,7 @@ class StableDiffusion:
         f = self.vae_scale_factor
         shape = (batch, m.vae.config.latent_channels, req.height // f, req.width // f)
         latents, noise, image_latents, mask, masked = self.prepare_latents(
-            req, inputs, scheduler, timesteps, shape, cond.dtype, generators, do_cfg
+            req, inputs, scheduler, timesteps, shape, conds.at(0).embeds.dtype, generators, do_cfg
         )
 
         # 5. Denoising loop.
@@ -97,7 +101,7 @@ class StableDiffusion:
             model_input = scheduler.scale_model_input(model_input, t)
             if mask is not None and masked is not None:  # 9-channel inpainting UNet
                 model_input = torch.cat([model_input, mask, masked], dim=1)
-            noise_pred = self.predict_noise(model_input, t, cond.at(i))
+            noise_pred = self.predict_noise(model_input, t, conds.at(i))
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
@@ -139,22 +143,18 @@ class StableDiffusion:
 
     # -- 2. prompt -------------------------------------------------------------------------------
 
-    def encode_prompt(
-        self, req: GenerationRequest, batch: int, do_cfg: bool, notices: list[str]
-    ) -> CfgConditioning:
-        """A1111 prompt syntax: emphasis, 75-token chunks, prompt editing/alternation per step."""
+    def encode_prompt(self, req: GenerationRequest, do_cfg: bool, notices: list[str]) -> Scheduled:
+        """The family's conditioning per step: A1111's <lora:...> tags taken out (step 1 applied
+        them), prompt editing and alternation followed, each distinct text encoded once."""
         m = self.model
-        layer = clip_skip_layer(req.clip_skip)
+        prompt = parse_extra_networks(req.prompt)[0]
+        negative = parse_extra_networks(req.negative_prompt or "")[0]
 
-        def encode_text(text: str) -> torch.Tensor:
-            return encode(m.tokenizer, m.text_encoder, text, layer=layer).hidden
+        def condition(prompt_text: str, negative_text: str) -> Conditioning:
+            texts = replace(req, prompt=prompt_text, negative_prompt=negative_text)
+            return m.family.conditioning(m, texts, do_cfg, notices)
 
-        prompt, _ = parse_extra_networks(req.prompt)  # the LoRAs were applied by step 1
-        positive = scheduled(prompt, req.steps, encode_text)
-        negative = None
-        if do_cfg:
-            negative = scheduled(parse_extra_networks(req.negative_prompt)[0], req.steps, encode_text)
-        return CfgConditioning(positive, negative, batch)
+        return per_step(prompt, negative, req.steps, condition)
 
     # -- 3. timesteps ----------------------------------------------------------------------------
 
@@ -226,7 +226,7 @@ class StableDiffusion:
         vae = self.model.vae
         dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
         samples = torch.cat([dist.sample(g) for g in generators])
-        return (vae.config.scaling_factor * samples).to(dtype)
+        return self.model.family.from_vae_space(vae, samples.to(dtype))
 
     def _skip_latent_sample(self, shape, generators) -> None:
         from diffusers.utils.torch_utils import randn_tensor
@@ -248,16 +248,18 @@ class StableDiffusion:
             kwargs["generator"] = generators
         return kwargs
 
-    def predict_noise(self, model_input, t, embeds: list[torch.Tensor]) -> torch.Tensor:
-        """One UNet call, or one per half of the batch where the negative prompt's conditioning
-        has a different length than the prompt's (A1111's default: no padding)."""
+    def predict_noise(self, model_input, t, cond: Conditioning) -> torch.Tensor:
+        """One UNet call; two (negatives, then prompts) where the negative prompt's conditioning
+        has another length than the prompt's (A1111's default: no padding)."""
         unet = self.model.unet
-        if len(embeds) == 1:
-            return unet(model_input, t, encoder_hidden_states=embeds[0], return_dict=False)[0]
+        if cond.uncond is None:
+            return unet(model_input, t, encoder_hidden_states=cond.embeds,
+                        added_cond_kwargs=cond.added, return_dict=False)[0]
         halves = model_input.chunk(2)
         return torch.cat([
-            unet(x, t, encoder_hidden_states=e, return_dict=False)[0]
-            for x, e in zip(halves, embeds, strict=True)
+            unet(x, t, encoder_hidden_states=c.embeds, added_cond_kwargs=c.added,
+                 return_dict=False)[0]
+            for x, c in zip(halves, (cond.uncond, cond), strict=True)
         ])
 
     @staticmethod
@@ -272,13 +274,14 @@ class StableDiffusion:
     # -- 6. decode -------------------------------------------------------------------------------
 
     def decode(self, latents: torch.Tensor, notices: list[str]) -> Image.Image:
-        vae = self.model.vae
-        z = latents / vae.config.scaling_factor
-        image = vae.decode(z.to(vae.dtype), return_dict=False)[0]
+        """VAE-decode in the VAE's dtype (fp32 where the family upcasts it); a VAE that gives
+        NaN in half precision is switched to fp32 for good and the image decoded again."""
+        vae, family = self.model.vae, self.model.family
+        image = vae.decode(family.to_vae_space(vae, latents.to(vae.dtype)), return_dict=False)[0]
         if vae.dtype != torch.float32 and torch.isnan(image).any():
             vae.to(torch.float32)
-            notices.append("The VAE gave NaN in fp16 and was switched to fp32.")
-            image = vae.decode(z.float(), return_dict=False)[0]
+            notices.append("The VAE gave NaN in half precision and was switched to fp32.")
+            image = vae.decode(family.to_vae_space(vae, latents.float()), return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type="pil")[0]
 
 

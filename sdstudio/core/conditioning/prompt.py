@@ -6,8 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-import torch
-
 from sdstudio.core.conditioning.schedules import entry_at, schedule
 
 T = TypeVar("T")
@@ -22,44 +20,19 @@ class Scheduled(Generic[T]):
     def at(self, step: int) -> T:
         return self.entries[entry_at(self.entries, step)][1]
 
-    @property
-    def texts_change(self) -> bool:
-        return len(self.entries) > 1
 
-
-def scheduled(prompt: str, steps: int, encode_text: Callable[[str], T]) -> Scheduled[T]:
-    """Encode each distinct text of the prompt's schedule once (`encode_text` is the family's)."""
-    cache: dict[str, T] = {}
+def per_step(
+    prompt: str, negative: str, steps: int, condition: Callable[[str, str], T]
+) -> Scheduled[T]:
+    """The conditioning of each step where the prompt and the negative prompt both follow their
+    own editing/alternation schedules: `condition(prompt_text, negative_text)` (the family's)
+    runs once per distinct pair of texts."""
+    pos, neg = schedule(prompt, steps), schedule(negative, steps)
+    cache: dict[tuple[str, str], T] = {}
     entries = []
-    for until, text in schedule(prompt, steps):
-        if text not in cache:
-            cache[text] = encode_text(text)
-        entries.append((until, cache[text]))
+    for until in sorted({u for u, _ in pos} | {u for u, _ in neg}):
+        texts = (pos[entry_at(pos, until)][1], neg[entry_at(neg, until)][1])
+        if texts not in cache:
+            cache[texts] = condition(*texts)
+        entries.append((until, cache[texts]))
     return Scheduled(entries)
-
-
-@dataclass
-class CfgConditioning:
-    """The UNet's encoder_hidden_states per step for a batch, with CFG [negatives..., prompts...].
-
-    Where the prompt and the negative prompt have different numbers of chunks at a step, `at`
-    gives them apart and the UNet runs twice, as A1111 does by default (its "pad_cond_uncond"
-    option, off by default, would pad the shorter one with empty-prompt chunks instead).
-    """
-
-    positive: Scheduled  # of tensors (1, tokens, width)
-    negative: Scheduled | None
-    batch: int
-
-    def at(self, step: int) -> list:
-        pos = self.positive.at(step).repeat(self.batch, 1, 1)
-        if self.negative is None:
-            return [pos]
-        neg = self.negative.at(step).repeat(self.batch, 1, 1)
-        if neg.shape == pos.shape:
-            return [torch.cat([neg, pos])]
-        return [neg, pos]
-
-    @property
-    def dtype(self):
-        return self.positive.entries[0][1].dtype

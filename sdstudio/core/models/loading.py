@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdstudio.core.errors import ModelLoadError, UserError
+from sdstudio.core.families import Family, family_of_components, unsupported_pipeline
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
 from sdstudio.core.models import checkpoints
@@ -18,13 +19,16 @@ from sdstudio.core.paths import demo_model_dir
 from sdstudio.core.request import DEMO_MODEL
 
 COMPONENTS = ("tokenizer", "text_encoder", "unet", "vae", "scheduler")
+SDXL_TEXT = ("tokenizer_2", "text_encoder_2")  # SDXL's second text encoder (the refiner: its only)
+# model_index.json flags the SDXL pipelines read (diffusers' defaults where a folder has none).
+PIPELINE_FLAGS = ("force_zeros_for_empty_prompt", "requires_aesthetics_score")
 
 
 @dataclass
 class LoadedModel:
     name: str  # display name
     source: str  # path or id it was loaded from
-    tokenizer: Any
+    tokenizer: Any  # None for an SDXL refiner, which has only the second text encoder
     text_encoder: Any
     unet: Any
     vae: Any
@@ -32,8 +36,20 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     sha256: str | None = None  # of the single file, where there is one
-    latent_rgb: torch.Tensor | None = None  # the model's own preview projection, if it ships one
+    # the preview projection [5, 3]: the model's own if it ships one, else its family's
+    latent_rgb: torch.Tensor | None = None
     guidance: float = DEFAULT_GUIDANCE  # the CFG scale the model works best at (sdstudio.json)
+    # read from the components' configs when not given (see __post_init__), so never None
+    family: Family = None  # type: ignore[assignment]
+    tokenizer_2: Any = None  # SDXL
+    text_encoder_2: Any = None  # SDXL: CLIPTextModelWithProjection (pooled embeddings)
+    pipeline_config: dict = field(default_factory=dict)  # model_index flags (PIPELINE_FLAGS)
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            self.family = family_of_components(
+                self.unet, self.text_encoder, self.text_encoder_2, self.scheduler_config
+            )
 
     @property
     def vae_scale_factor(self) -> int:
@@ -41,10 +57,17 @@ class LoadedModel:
 
     @property
     def native_size(self) -> int:
-        """The image size the model was trained at (512 for SD 1.x)."""
+        """The image size the model was trained at (512 for SD 1.x, 1024 for SDXL)."""
         size = self.unet.config.sample_size
+        if size is None:
+            return self.family.default_size
         size = size if isinstance(size, int) else size[0]
         return size * self.vae_scale_factor
+
+    @property
+    def family_label(self) -> str:
+        """What the model is, as users name it: "SDXL inpainting", "SD 2.x (v)", ..."""
+        return self.family.describe(self)
 
     @property
     def is_inpainting(self) -> bool:
@@ -123,30 +146,77 @@ def _cached_hub_folder(repo_id: str) -> Path:
 def _from_folder(
     folder: Path, name: str, device: torch.device, dtype: torch.dtype, source: str | None = None
 ) -> LoadedModel:
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
-
-    missing = [c for c in COMPONENTS if not (folder / c).is_dir()]
+    index = _model_index(folder)
+    other = unsupported_pipeline(index.get("_class_name"))
+    if other is not None:
+        raise ModelLoadError(
+            f"{folder} is {other}, which sdstudio does not run; it runs SD 1.x, SD 2.x and SDXL."
+        )
+    second = _declared(index, folder, "text_encoder_2")
+    first = _declared(index, folder, "text_encoder") or not second  # a refiner has no first one
+    needed = [*(COMPONENTS if first else COMPONENTS[2:]), *(SDXL_TEXT if second else ())]
+    missing = [c for c in needed if not (folder / c).is_dir()]
     if missing:
         raise ModelLoadError(
             f"{folder} is not a Stable Diffusion model: it has no {', '.join(missing)} folder."
         )
     try:
-        tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-        text_encoder = CLIPTextModel.from_pretrained(str(folder / "text_encoder"))
-        unet = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
-        vae = AutoencoderKL.from_pretrained(str(folder / "vae"))
+        parts = _load_components(folder, second)
         sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
     except Exception as exc:
         raise ModelLoadError(
             f"The model in {folder} cannot be loaded ({checkpoints._first_line(exc)})."
         ) from None
+    flags = {k: index[k] for k in PIPELINE_FLAGS if k in index}
     loaded = _assemble(
-        name, source or str(folder), tokenizer, text_encoder, unet, vae, sched, device, dtype
+        name, source or str(folder), parts["tokenizer"], parts["text_encoder"], parts["unet"],
+        parts["vae"], sched, device, dtype, tokenizer_2=parts["tokenizer_2"],
+        text_encoder_2=parts["text_encoder_2"], pipeline_config=flags,
     )
-    loaded.latent_rgb = load_latent_rgb(folder / "vae")
+    loaded.latent_rgb = _or(load_latent_rgb(folder / "vae"), loaded.latent_rgb)
     loaded.guidance = recommended_guidance(folder)
     return loaded
+
+
+def _model_index(folder: Path) -> dict:
+    try:
+        index = json.loads((folder / "model_index.json").read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"{folder}'s model_index.json cannot be read ({checkpoints._first_line(exc)})."
+        ) from None
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"{folder}'s model_index.json is not a diffusers model index.")
+    return index
+
+
+def _declared(index: dict, folder: Path, component: str) -> bool:
+    """Whether the model has `component`: in model_index.json (not [null, null]) or as a folder."""
+    entry = index.get(component)
+    return (isinstance(entry, list) and any(entry)) or (folder / component).is_dir()
+
+
+def _load_components(folder: Path, second: bool) -> dict[str, Any]:
+    """The diffusers components in `folder`; the text encoders present (one or both of SDXL's)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    parts: dict[str, Any] = dict.fromkeys(("tokenizer", "text_encoder", *SDXL_TEXT))
+    if (folder / "text_encoder").is_dir():
+        parts["tokenizer"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
+        parts["text_encoder"] = CLIPTextModel.from_pretrained(str(folder / "text_encoder"))
+    if second:
+        parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
+        parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
+            str(folder / "text_encoder_2")
+        )
+    parts["unet"] = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
+    parts["vae"] = AutoencoderKL.from_pretrained(str(folder / "vae"))
+    return parts
+
+
+def _or(value, default):
+    return default if value is None else value
 
 
 def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> LoadedModel:
@@ -186,11 +256,28 @@ def _from_single_file(path: Path, device: torch.device, dtype: torch.dtype) -> L
 
 def _assemble(
     name: str, source: str, tokenizer, text_encoder, unet, vae, sched: dict,
-    device: torch.device, dtype: torch.dtype, sha256: str | None = None,
+    device: torch.device, dtype: torch.dtype, sha256: str | None = None, *,
+    tokenizer_2=None, text_encoder_2=None, family: Family | None = None,
+    pipeline_config: dict | None = None,
 ) -> LoadedModel:
-    """Move components to the device; the VAE stays fp32 where its config forces upcasting."""
-    vae_dtype = torch.float32 if getattr(vae.config, "force_upcast", False) else dtype
-    for module, dt in ((text_encoder, dtype), (unet, dtype), (vae, vae_dtype)):
+    """A LoadedModel from built components (folder or single file): the family is read from
+    their configs unless given; modules move to the device, in `dtype` except a VAE the family
+    keeps in fp32 (SDXL's `force_upcast`, as diffusers decodes it)."""
+    family = family or family_of_components(unet, text_encoder, text_encoder_2, sched)
+    if family.name == "sdxl" and text_encoder_2 is None:
+        raise ModelLoadError(
+            f"{name} has an SDXL UNet but no second text encoder (text_encoder_2)."
+        )
+    vae_dtype = dtype
+    if family.upcast_vae(vae) and dtype != torch.float32:
+        # diffusers holds this VAE in `dtype` and upcasts it to decode: round its weights the
+        # same way, so the pixels match, but keep it in fp32 instead of casting every image.
+        with torch.no_grad():
+            for tensor in (*vae.parameters(), *vae.buffers()):
+                tensor.copy_(tensor.to(dtype))
+        vae_dtype = torch.float32
+    modules = [(m, dtype) for m in (text_encoder, text_encoder_2, unet) if m is not None]
+    for module, dt in (*modules, (vae, vae_dtype)):
         module.to(device)
         if module.dtype != dt:  # diffusers warns on dtype casts that change nothing
             module.to(dtype=dt)
@@ -199,4 +286,6 @@ def _assemble(
     return LoadedModel(
         name=name, source=source, tokenizer=tokenizer, text_encoder=text_encoder, unet=unet,
         vae=vae, scheduler_config=dict(sched), device=device, dtype=dtype, sha256=sha256,
+        latent_rgb=family.latent_rgb.clone(), family=family, tokenizer_2=tokenizer_2,
+        text_encoder_2=text_encoder_2, pipeline_config=dict(pipeline_config or {}),
     )
