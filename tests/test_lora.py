@@ -187,3 +187,13 @@ def test_cli_lora_options_and_tags(capsys, tiny_model_dir, lora_dir, tmp_path):
     assert np.array_equal(a, b)  # the tag and --lora are the same LoRA at the same weight
     code = main([*common, "a cat", "--clip-skip", "0", "--out", str(tmp_path / "c")])
     assert code == 2 and "Clip skip must be a whole number from 1 to 12" in capsys.readouterr().err
+
+
+def test_lora_hashes_for_the_infotext(model, lora_dir):
+    from sdstudio.core.adapters.apply import infotext_for
+    from sdstudio.core.models.checkpoints import sha256_file
+
+    req = _req(model, lora_dir, prompt="a cat <lora:style:0.5> <lora:gone:1>")
+    assert infotext_for(req) == {
+        "Lora hashes": f"style: {sha256_file(lora_dir / 'style.safetensors')[:12]}"
+    }

@@ -5,11 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sdstudio.core.adapters.embeddings import load_embeddings, ti_hashes, used_embeddings
+from sdstudio.core.adapters.embeddings import (
+    embedding_files,
+    load_embeddings,
+    ti_hashes,
+    used_embeddings,
+)
 from sdstudio.core.adapters.host import host_pipeline
 from sdstudio.core.adapters.lora import LoraSpec, has_loras, lora_set_for, requested_loras
 from sdstudio.core.adapters.lora import short_hash as lora_short_hash
 from sdstudio.core.conditioning import parse_extra_networks
+from sdstudio.core.errors import UserError
 
 
 @dataclass
@@ -28,6 +34,22 @@ class Applied:
         if self.embeddings:
             out["TI hashes"] = ti_hashes(self.embeddings)
         return out
+
+
+def infotext_for(req) -> dict[str, str]:
+    """A1111's `Lora hashes` / `TI hashes` of a request, found from its files alone (for the
+    PNG's parameters; the prompt keeps its <lora:...> tags, so reusing it finds them again)."""
+    _, tags = parse_extra_networks(req.prompt)
+    folders = [Path(req.lora_dir).expanduser()] if req.lora_dir else []
+    try:
+        loras = requested_loras(tags, req.loras, folders, [])
+    except UserError:
+        loras = []
+    embeddings: dict[str, Path] = {}
+    if req.embeddings_dir:
+        files = embedding_files(Path(req.embeddings_dir).expanduser())
+        embeddings = used_embeddings(f"{req.prompt}\n{req.negative_prompt}", files)
+    return Applied([s for s in loras if s.path.is_file()], embeddings).infotext()
 
 
 def apply_adapters(model, req, notices: list[str]) -> Applied:

@@ -63,14 +63,19 @@ def read_embedding(path: Path) -> dict[str, torch.Tensor]:
 
 def load_embeddings(pipe, folder: Path, notices: list[str]) -> dict[str, Path]:
     """Load every embedding of `folder` not yet loaded into `pipe`'s encoder(s); {name: file}."""
-    encoders = [(pipe.tokenizer, pipe.text_encoder, "clip_l")]
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        encoders.append((pipe.tokenizer_2, pipe.text_encoder_2, "clip_g"))
-    loaded = _LOADED.setdefault(pipe.text_encoder, {})
+    encoders = [
+        (tok, enc, key)
+        for tok, enc, key in (
+            (pipe.tokenizer, pipe.text_encoder, "clip_l"),
+            (getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None), "clip_g"),
+        )
+        if enc is not None  # an SDXL refiner has only the second
+    ]
+    loaded = _LOADED.setdefault(encoders[0][1], {})
     for name, path in embedding_files(folder).items():
         if name in loaded:
             continue
-        if name in pipe.tokenizer.get_vocab():
+        if name in encoders[0][0].get_vocab():
             notices.append(f"Embedding {path.name} is named like a word of the tokenizer; skipped.")
             continue
         try:

@@ -7,17 +7,8 @@ without touching the families: it now does (A1111's emphasis and 75-token chunks
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import torch
-
+from sdstudio.core.conditioning.encode import Encoded as EncodedText
 from sdstudio.core.conditioning.encode import EncoderLayer, encode
-
-
-@dataclass(frozen=True)
-class EncodedText:
-    hidden: torch.Tensor  # (1, tokens, width)
-    pooled: torch.Tensor | None  # (1, projection_dim) from a CLIPTextModelWithProjection, else None
 
 
 def encode_text(
@@ -39,5 +30,4 @@ def encode_text(
     -2 with `final_norm` is "clip skip 2").
     """
     layer = EncoderLayer(-1, True) if hidden_layer is None else EncoderLayer(hidden_layer, final_norm)
-    out = encode(tokenizer, text_encoder, text, layer=layer)
-    return EncodedText(out.hidden, out.pooled)
+    return encode(tokenizer, text_encoder, text, layer=layer)
