@@ -164,6 +164,16 @@ def test_lora_for_another_family_is_refused_by_name(model, lora_dir, tmp_path):
     assert not lora_set_for(model).loaded
 
 
+def test_lycoris_files_are_named_not_misread(model, tmp_path):
+    from safetensors.torch import save_file
+
+    key = "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q"
+    save_file({f"{key}.hada_w1_a": torch.zeros(32, 4), f"{key}.hada_w1_b": torch.zeros(4, 32),
+               f"{key}.alpha": torch.tensor(4.0)}, str(tmp_path / "soft.safetensors"))
+    with pytest.raises(UserError, match="LoRA soft is a LyCORIS LoHa file"):
+        _ours(model, _req(model, tmp_path, prompt="a cat <lora:soft:1>"))
+
+
 def test_lora_arg_parsing():
     assert parse_lora_arg("a/b.safetensors:0.5").weight == 0.5
     assert parse_lora_arg("a/b.safetensors").weight == 1.0

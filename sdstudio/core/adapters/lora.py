@@ -116,6 +116,12 @@ class LoraSet:
         if path.suffix.lower() not in SUFFIXES:
             raise UserError(f"LoRA {path.name} is not a .safetensors file; only those are read.")
         state = _read_safetensors(path)
+        lycoris = lycoris_kind(state)
+        if lycoris:
+            raise UserError(
+                f"LoRA {path.stem} is a LyCORIS {lycoris} file, which diffusers' LoRA loader "
+                "(used here) cannot apply; use a plain LoRA version of it."
+            )
         made_for_sdxl = is_sdxl_lora(state)
         if made_for_sdxl != self.for_sdxl:
             made, this = ("SDXL", "SD 1.x/2.x") if made_for_sdxl else ("SD 1.x/2.x", "SDXL")
@@ -141,6 +147,16 @@ class LoraSet:
                 self.pipe.delete_adapters([name])
         except Exception:  # noqa: BLE001 - nothing loaded at all
             pass
+
+
+def lycoris_kind(state: dict) -> str | None:
+    """"LoHa" / "LoKr" for LyCORIS files (their keys: `hada_w1_a`, `lokr_w1`, ...), else None."""
+    for key in state:
+        if ".hada_" in key:
+            return "LoHa"
+        if ".lokr_" in key:
+            return "LoKr"
+    return None
 
 
 @contextmanager
