@@ -142,6 +142,19 @@ def test_a_model_own_preview_projection_wins_over_its_family(tiny_sdxl_model_dir
     torch.testing.assert_close(load_model(str(folder), device="cpu").latent_rgb, own)
 
 
+def test_folder_with_only_fp16_variant_weights_loads(tiny_sdxl_model_dir, tmp_path):
+    """Many SDXL downloads hold only `*.fp16.safetensors`; diffusers needs `variant="fp16"`."""
+    import diffusers
+
+    pipe = diffusers.StableDiffusionXLPipeline.from_pretrained(str(tiny_sdxl_model_dir))
+    pipe.to(torch.float16).save_pretrained(str(tmp_path / "xl"), variant="fp16")
+    assert not list((tmp_path / "xl" / "unet").glob("diffusion_pytorch_model.safetensors"))
+    m = load_model(str(tmp_path / "xl"), device="cpu")
+    assert m.unet.dtype == m.text_encoder_2.dtype == torch.float32
+    image = StableDiffusion(m).generate(_req()).images[0].image
+    assert np.asarray(image).std() > 2
+
+
 # -- fp16: SDXL's force_upcast, NaN retry for every family ----------------------------------------
 
 

@@ -39,9 +39,9 @@ class SDXL(Family):
         positive = self._batched(model, batch, embeds, pooled, time_ids)
         if not do_cfg:
             return positive
-        if not req.negative_prompt and model.pipeline_config.get(
-            "force_zeros_for_empty_prompt", True
-        ):
+        flags = model.pipeline_config
+        zeros = not req.negative_prompt and flags.get("force_zeros_for_empty_prompt", True)
+        if zeros:
             negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
         else:
             negative, negative_pooled = self._encode(model, req.negative_prompt)

@@ -161,7 +161,7 @@ def _from_folder(
             f"{folder} is not a Stable Diffusion model: it has no {', '.join(missing)} folder."
         )
     try:
-        parts = _load_components(folder, second)
+        parts = _load_components(folder, second, dtype)
         sched = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
     except Exception as exc:
         raise ModelLoadError(
@@ -196,23 +196,36 @@ def _declared(index: dict, folder: Path, component: str) -> bool:
     return (isinstance(entry, list) and any(entry)) or (folder / component).is_dir()
 
 
-def _load_components(folder: Path, second: bool) -> dict[str, Any]:
-    """The diffusers components in `folder`; the text encoders present (one or both of SDXL's)."""
+def _load_components(folder: Path, second: bool, dtype: torch.dtype) -> dict[str, Any]:
+    """The diffusers components in `folder`, read straight into `dtype` (an SDXL UNet is 10 GB
+    in fp32); the text encoders present (one or both of SDXL's)."""
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    def weights(cls, name: str, dtype_arg: str):
+        path = folder / name
+        return cls.from_pretrained(str(path), variant=_variant(path), **{dtype_arg: dtype})
 
     parts: dict[str, Any] = dict.fromkeys(("tokenizer", "text_encoder", *SDXL_TEXT))
     if (folder / "text_encoder").is_dir():
         parts["tokenizer"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"))
-        parts["text_encoder"] = CLIPTextModel.from_pretrained(str(folder / "text_encoder"))
+        parts["text_encoder"] = weights(CLIPTextModel, "text_encoder", "dtype")
     if second:
         parts["tokenizer_2"] = CLIPTokenizer.from_pretrained(str(folder / "tokenizer_2"))
-        parts["text_encoder_2"] = CLIPTextModelWithProjection.from_pretrained(
-            str(folder / "text_encoder_2")
-        )
-    parts["unet"] = UNet2DConditionModel.from_pretrained(str(folder / "unet"))
-    parts["vae"] = AutoencoderKL.from_pretrained(str(folder / "vae"))
+        parts["text_encoder_2"] = weights(CLIPTextModelWithProjection, "text_encoder_2", "dtype")
+    parts["unet"] = weights(UNet2DConditionModel, "unet", "torch_dtype")
+    parts["vae"] = weights(AutoencoderKL, "vae", "torch_dtype")
     return parts
+
+
+def _variant(component: Path) -> str | None:
+    """"fp16" where a component folder has only fp16-variant weights (`*.fp16.safetensors`, as
+    many SDXL downloads are), else None (the plain weights)."""
+    names = [p.name for p in component.iterdir() if p.suffix in (".safetensors", ".bin")]
+    plain = [n for n in names if n.count(".") == 1]
+    if not plain and any(".fp16." in n for n in names):
+        return "fp16"
+    return None
 
 
 def _or(value, default):
