@@ -32,11 +32,17 @@ def chunk_length(tokenizer) -> int:
 
 def _expand_embeddings(text: str, tokenizer) -> str:
     """A multi-vector textual-inversion token becomes its per-vector tokens (diffusers' rule)."""
-    if not tokenizer.added_tokens_encoder:
-        return text
     from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin
 
     return TextualInversionLoaderMixin._maybe_convert_prompt(None, text, tokenizer)
+
+
+def _comma_id(tokenizer) -> int | None:
+    """The id of ",</w>" (A1111's comma token), without copying a 49k-entry vocabulary."""
+    found = tokenizer.convert_tokens_to_ids(",</w>")
+    if found is None or tokenizer.convert_ids_to_tokens(found) != ",</w>":
+        return None
+    return found
 
 
 def _embedding_vectors(tokenizer) -> dict[int, int]:
@@ -58,13 +64,15 @@ def tokenize_line(
     """(chunks, token_count): the prompt's chunks and its number of tokens, as A1111 counts."""
     length = chunk_length(tokenizer)
     id_start, id_end = tokenizer.bos_token_id, tokenizer.eos_token_id
-    comma = tokenizer.get_vocab().get(",</w>")
+    comma = _comma_id(tokenizer)
     parsed = parse_prompt_attention(line) if emphasis else [[line, 1.0]]
-    texts = [_expand_embeddings(text, tokenizer) for text, _ in parsed]
+    vectors = _embedding_vectors(tokenizer)
+    texts = [text for text, _ in parsed]
+    if vectors:
+        texts = [_expand_embeddings(text, tokenizer) for text in texts]
     tokenized = tokenizer(texts, truncation=False, add_special_tokens=False, verbose=False)[
         "input_ids"
     ]
-    vectors = _embedding_vectors(tokenizer)
 
     chunks: list[Chunk] = []
     chunk = Chunk()
