@@ -188,3 +188,11 @@ def test_sdxl_embedding_pair(sdxl, tmp_path):
     assert torch.equal(sdxl.text_encoder.get_input_embeddings().weight[ids], clip_l)
     ids = sdxl.tokenizer_2.convert_tokens_to_ids(["glow", "glow_1"])
     assert torch.equal(sdxl.text_encoder_2.get_input_embeddings().weight[ids], clip_g)
+
+
+def test_clip_skip_is_for_sd1_only_as_in_a1111(tiny_sd2_model_dir, tiny_model_dir):
+    for folder, changes in ((tiny_model_dir, True), (tiny_sd2_model_dir, False)):
+        m = load_model(str(folder), device="cpu")
+        one = m.family.conditioning(m, _req(m, guidance=1.0), False, []).embeds
+        two = m.family.conditioning(m, _req(m, guidance=1.0, clip_skip=2), False, []).embeds
+        assert torch.equal(one, two) is not changes

@@ -14,15 +14,17 @@ class SD1(Family):
     label = "SD 1.x"
     default_size = 512
     latent_rgb = with_bias(SD1_LATENT_RGB)
+    clip_skip_applies = True  # A1111's "Clip skip" setting
 
     def conditioning(self, model, req, do_cfg, notices) -> Conditioning:
         """As `StableDiffusionPipeline.encode_prompt`: each prompt once, repeated per image."""
-        embeds = self._encode(model, req.prompt, req.clip_skip).repeat(req.batch_size, 1, 1)
+        skip = req.clip_skip if self.clip_skip_applies else 1
+        embeds = self._encode(model, req.prompt, skip).repeat(req.batch_size, 1, 1)
         positive = Conditioning(embeds.to(model.device))
         if not do_cfg:
             return positive
-        negative = self._encode(model, req.negative_prompt, req.clip_skip)
-        return cfg_join(Conditioning(negative.repeat(req.batch_size, 1, 1).to(model.device)), positive)
+        negative = self._encode(model, req.negative_prompt, skip).repeat(req.batch_size, 1, 1)
+        return cfg_join(Conditioning(negative.to(model.device)), positive)
 
     @staticmethod
     def _encode(model, prompt: str, clip_skip: int = 1) -> torch.Tensor:
