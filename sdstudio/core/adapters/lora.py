@@ -139,14 +139,9 @@ class LoraSet:
         return name
 
     def _forget_partial(self, name: str) -> None:
-        """A failed load may have put the adapter on the UNet but not the text encoder."""
-        try:
-            if name in self.pipe.get_list_adapters().get("unet", []) or any(
-                name in v for v in self.pipe.get_list_adapters().values()
-            ):
-                self.pipe.delete_adapters([name])
-        except Exception:  # noqa: BLE001 - nothing loaded at all
-            pass
+        """A failed load may have put the adapter on the UNet but not on a text encoder."""
+        if any(name in names for names in self.pipe.get_list_adapters().values()):
+            self.pipe.delete_adapters([name])
 
 
 def lycoris_kind(state: dict) -> str | None:
