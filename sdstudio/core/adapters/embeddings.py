@@ -69,7 +69,7 @@ def load_embeddings(pipe, folder: Path, notices: list[str]) -> dict[str, Path]:
             (pipe.tokenizer, pipe.text_encoder, "clip_l"),
             (getattr(pipe, "tokenizer_2", None), getattr(pipe, "text_encoder_2", None), "clip_g"),
         )
-        if enc is not None  # an SDXL refiner has only the second
+        if tok is not None and enc is not None  # an SDXL refiner has only the second
     ]
     loaded = _LOADED.setdefault(encoders[0][1], {})
     for name, path in embedding_files(folder).items():

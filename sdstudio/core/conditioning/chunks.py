@@ -34,7 +34,7 @@ def _expand_embeddings(text: str, tokenizer) -> str:
     """A multi-vector textual-inversion token becomes its per-vector tokens (diffusers' rule)."""
     from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin
 
-    return TextualInversionLoaderMixin._maybe_convert_prompt(None, text, tokenizer)
+    return TextualInversionLoaderMixin().maybe_convert_prompt(text, tokenizer)
 
 
 def _comma_id(tokenizer) -> int | None:
@@ -67,7 +67,7 @@ def tokenize_line(
     comma = _comma_id(tokenizer)
     parsed = parse_prompt_attention(line) if emphasis else [[line, 1.0]]
     vectors = _embedding_vectors(tokenizer)
-    texts = [text for text, _ in parsed]
+    texts = [str(text) for text, _ in parsed]
     if vectors:
         texts = [_expand_embeddings(text, tokenizer) for text in texts]
     tokenized = tokenizer(texts, truncation=False, add_special_tokens=False, verbose=False)[

@@ -19,7 +19,9 @@ scheduled and alternate parts change with the step. A prompt the grammar cannot 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 _PLAIN = re.compile(r"(?:[^\\\[\]():|]|\\.)+")
 _WHITESPACE = re.compile(r"\s+")
@@ -51,7 +53,8 @@ class _Parser:
 
     def start(self) -> list:
         """Top level: prompts, and runs of unmatched brackets/colons kept as text."""
-        pos, nodes, text = 0, [], self.text
+        pos, text = 0, self.text
+        nodes: list[object] = []
         while pos < len(text):
             part, end = self.prompt(pos)
             nodes += part
@@ -65,7 +68,8 @@ class _Parser:
         return nodes
 
     def prompt(self, pos: int) -> tuple[list, int]:
-        nodes, text = [], self.text
+        text = self.text
+        nodes: list[object] = []
         while pos < len(text):
             m = _PLAIN.match(text, pos)
             if m:
@@ -100,7 +104,7 @@ class _Parser:
         if nxt == "]":
             return ["[", *first, "]"], end + 1
         if nxt == "|":
-            options = [first]
+            options: list[list | None] = [first]
             while end < len(self.text) and self.text[end] == "|":
                 option, end = self.prompt(end + 1)
                 options.append(option or None)
@@ -243,7 +247,7 @@ def schedule(prompt: str, steps: int) -> list[tuple[int, str]]:
     return [(t, text) for t, text in get_learned_conditioning_prompt_schedules([prompt], steps)[0]]
 
 
-def entry_at(entries: list[tuple[int, object]], step: int) -> int:
+def entry_at(entries: Sequence[tuple[int, Any]], step: int) -> int:
     """Index of the entry for 0-based `step`: the first whose until_step >= step.
 
     As A1111's `reconstruct_cond_batch`, whose step counts the denoiser's calls from 0: with
