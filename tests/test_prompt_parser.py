@@ -71,3 +71,16 @@ def test_extra_network_tags_are_taken_out():
     assert [(n.kind, n.name, n.weight) for n in nets] == [
         ("lora", "film grain", 0.8), ("lora", "x", 1.0), ("hypernet", "h", 1.0)
     ]
+
+
+def test_a1111_module_comment_example():
+    """The schedule A1111's prompt_parser documents in its module comment (100 steps)."""
+    prompt = ("fantasy landscape with a [mountain:lake:0.25] and [an oak:a christmas tree:0.75]"
+              "[ in foreground::0.6][ in background:0.25] [shoddy:masterful:0.5]")
+    assert g(prompt, 100) == [
+        [25, "fantasy landscape with a mountain and an oak in foreground shoddy"],
+        [50, "fantasy landscape with a lake and an oak in foreground in background shoddy"],
+        [60, "fantasy landscape with a lake and an oak in foreground in background masterful"],
+        [75, "fantasy landscape with a lake and an oak in background masterful"],
+        [100, "fantasy landscape with a lake and a christmas tree in background masterful"],
+    ]
