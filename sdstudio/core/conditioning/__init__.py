@@ -5,6 +5,7 @@ encode turn text into a text encoder's hidden states; prompt ties them to the de
 """
 
 from sdstudio.core.conditioning.attention import parse_prompt_attention
+from sdstudio.core.conditioning.chunks import token_counts
 from sdstudio.core.conditioning.extra_networks import ExtraNetwork, parse_extra_networks
 from sdstudio.core.conditioning.schedules import (
     entry_at,
@@ -19,4 +20,5 @@ __all__ = [
     "parse_extra_networks",
     "parse_prompt_attention",
     "schedule",
+    "token_counts",
 ]
