@@ -305,3 +305,19 @@ def test_model_name_rules():
     assert a1111.model_name("runwayml/stable-diffusion-v1-5") == "runwayml/stable-diffusion-v1-5"
     assert a1111.model_name("/x/y/dream.safetensors") == "dream"
     assert set(a1111.quote("a, b")) >= set(string.ascii_letters[:2])
+
+
+def test_clip_skip_and_lora_hashes_are_written_and_clip_skip_read_back(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"lora_unet_x.lora_down.weight": torch.zeros(1, 1)},
+              str(tmp_path / "style.safetensors"))
+    req = GenerationRequest(prompt="a cat <lora:style:0.8>", clip_skip=2, lora_dir=str(tmp_path))
+    text = format_parameters(req, 3)
+    assert "Clip skip: 2" in text
+    assert 'Lora hashes: "style: ' in text  # A1111 quotes the list (it holds a colon)
+    plain = format_parameters(GenerationRequest(prompt="a cat"), 3)
+    assert "Clip skip" not in plain and "Lora hashes" not in plain
+    back = parse_parameters(text).to_request()
+    assert back.clip_skip == 2 and back.prompt == req.prompt

@@ -68,6 +68,14 @@ def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEF
                    help="SD 2.x single files: epsilon or v-prediction (default: guessed, then "
                         "remembered per file)")
     p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
+    p.add_argument("--clip-skip", type=int, default=1,
+                   help="A1111's Clip skip: 1 = last text-encoder layer, 2 = penultimate")
+    p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
+                   help="apply a LoRA file (repeatable; weight default 1)")
+    p.add_argument("--lora-dir", default=None,
+                   help="folder where the prompt's <lora:NAME:WEIGHT> tags find NAME.safetensors")
+    p.add_argument("--embeddings-dir", default=None,
+                   help="folder of textual-inversion embeddings, used by file name in the prompt")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,6 +99,9 @@ def run(args: argparse.Namespace) -> int:
         hires_strength=getattr(args, "hires_strength", 0.5),
         hires_upscaler=getattr(args, "hires_upscaler", "Latent"),
         vae=getattr(args, "vae", None), prediction=getattr(args, "prediction", None),
+        clip_skip=getattr(args, "clip_skip", 1), loras=tuple(getattr(args, "lora", ())),
+        lora_dir=getattr(args, "lora_dir", None),
+        embeddings_dir=getattr(args, "embeddings_dir", None),
     ).validate()
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():

@@ -15,14 +15,18 @@ import inspect
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import torch
 from PIL import Image
 
+from sdstudio.core.adapters.apply import apply_adapters
+from sdstudio.core.conditioning import parse_extra_networks
+from sdstudio.core.conditioning.prompt import Scheduled, per_step
 from sdstudio.core.errors import GenerationCancelled, UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
+from sdstudio.core.families import Conditioning
 from sdstudio.core.models import LoadedModel
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedule import denoised_estimate
@@ -64,12 +68,14 @@ class StableDiffusion:
         # 1. Check inputs and load the init image / mask.
         req = request.validate()
         inputs = self.load_inputs(req, notices)
+        apply_adapters(m, req, notices)  # LoRAs (prompt tags, --lora) and embeddings
         batch = req.batch_size
         do_cfg = req.guidance > 1 and m.unet.config.time_cond_proj_dim is None
 
         # 2. Encode the prompt (and the negative prompt for classifier-free guidance), and the
-        #    family's added conditioning (SDXL: pooled text embeddings and size time ids).
-        cond = m.family.conditioning(m, req, do_cfg, notices)
+        #    family's added conditioning (SDXL: pooled text embeddings and size time ids), for
+        #    each text of A1111's prompt editing/alternation schedule.
+        conds = self.encode_prompt(req, do_cfg, notices)
 
         # 3. Prepare the scheduler and its timesteps (img2img/inpaint start part-way in).
         scheduler = fresh_scheduler(req.scheduler, m.scheduler_config)
@@ -83,7 +89,7 @@ class StableDiffusion:
         f = self.vae_scale_factor
         shape = (batch, m.vae.config.latent_channels, req.height // f, req.width // f)
         latents, noise, image_latents, mask, masked = self.prepare_latents(
-            req, inputs, scheduler, timesteps, shape, cond.embeds.dtype, generators, do_cfg
+            req, inputs, scheduler, timesteps, shape, conds.at(0).embeds.dtype, generators, do_cfg
         )
 
         # 5. Denoising loop.
@@ -96,10 +102,7 @@ class StableDiffusion:
             model_input = scheduler.scale_model_input(model_input, t)
             if mask is not None and masked is not None:  # 9-channel inpainting UNet
                 model_input = torch.cat([model_input, mask, masked], dim=1)
-            noise_pred = m.unet(
-                model_input, t, encoder_hidden_states=cond.embeds, added_cond_kwargs=cond.added,
-                return_dict=False,
-            )[0]
+            noise_pred = self.predict_noise(model_input, t, conds.at(i))
             if do_cfg:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
@@ -141,6 +144,21 @@ class StableDiffusion:
             mask = _open_image(req.mask, "Mask", "L", size, notices)
             inputs.mask = self.mask_processor.preprocess(mask, req.height, req.width)
         return inputs
+
+    # -- 2. prompt -------------------------------------------------------------------------------
+
+    def encode_prompt(self, req: GenerationRequest, do_cfg: bool, notices: list[str]) -> Scheduled:
+        """The family's conditioning per step: A1111's <lora:...> tags taken out (step 1 applied
+        them), prompt editing and alternation followed, each distinct text encoded once."""
+        m = self.model
+        prompt = parse_extra_networks(req.prompt)[0]
+        negative = parse_extra_networks(req.negative_prompt or "")[0]
+
+        def condition(prompt_text: str, negative_text: str) -> Conditioning:
+            texts = replace(req, prompt=prompt_text, negative_prompt=negative_text)
+            return m.family.conditioning(m, texts, do_cfg, notices)
+
+        return per_step(prompt, negative, req.steps, condition)
 
     # -- 3. timesteps ----------------------------------------------------------------------------
 
@@ -233,6 +251,20 @@ class StableDiffusion:
         if "generator" in params:
             kwargs["generator"] = generators
         return kwargs
+
+    def predict_noise(self, model_input, t, cond: Conditioning) -> torch.Tensor:
+        """One UNet call; two (negatives, then prompts) where the negative prompt's conditioning
+        has another length than the prompt's (A1111's default: no padding)."""
+        unet = self.model.unet
+        if cond.uncond is None:
+            return unet(model_input, t, encoder_hidden_states=cond.embeds,
+                        added_cond_kwargs=cond.added, return_dict=False)[0]
+        halves = model_input.chunk(2)
+        return torch.cat([
+            unet(x, t, encoder_hidden_states=c.embeds, added_cond_kwargs=c.added,
+                 return_dict=False)[0]
+            for x, c in zip(halves, (cond.uncond, cond), strict=True)
+        ])
 
     @staticmethod
     def blend_known(scheduler, timesteps, i, latents, image_latents, noise, mask, do_cfg):

@@ -47,6 +47,14 @@ class GenerationRequest:
     hires_upscaler: str = "Latent"  # a name of sdstudio.core.canvas.upscalers.UPSCALERS
     vae: str | None = None  # a separate VAE (file or folder), "none" for the model's own
     prediction: str | None = None  # single SD 2.x files: epsilon | v (else guessed/remembered)
+    clip_skip: int = 1  # A1111's "Clip skip": 1 = the text encoder's last layer, 2 = penultimate
+    loras: tuple[str, ...] = ()  # "PATH[:WEIGHT]" each, beside the prompt's <lora:NAME:WEIGHT>
+    lora_dir: str | None = None  # where <lora:NAME> finds NAME.safetensors
+    embeddings_dir: str | None = None  # textual-inversion embeddings, used by their file name
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.loras, tuple):  # a list from JSON: keep the request hashable
+            object.__setattr__(self, "loras", tuple(self.loras or ()))
 
     @property
     def mode(self) -> str:
@@ -85,6 +93,8 @@ class GenerationRequest:
             raise UserError(f"Strength must be in (0, 1], got {_short(self.strength)}.")
         if self.mask and not self.init_image:
             raise UserError("A mask needs an init image to paint into.")
+        if not isinstance(self.clip_skip, int) or not 1 <= self.clip_skip <= 12:
+            raise UserError(f"Clip skip must be a whole number from 1 to 12, got {self.clip_skip}.")
         if self.device not in d.DEVICES:
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in d.DTYPES:

@@ -24,6 +24,20 @@ class Conditioning:
 
     embeds: torch.Tensor  # encoder_hidden_states: (B or 2B, tokens, width)
     added: dict[str, torch.Tensor] | None = None  # added_cond_kwargs (SDXL: text_embeds, time_ids)
+    # With CFG where the negative prompt has another number of 75-token chunks than the prompt:
+    # the negative half apart (embeds/added are then the prompt's only), and the UNet runs once
+    # for each, as A1111 does by default (no padding).
+    uncond: Conditioning | None = None
+
+
+def cfg_join(negative: Conditioning, positive: Conditioning) -> Conditioning:
+    """[negatives..., prompts...] in one batch, or apart where their token counts differ."""
+    if negative.embeds.shape != positive.embeds.shape:
+        return Conditioning(positive.embeds, positive.added, uncond=negative)
+    added = None
+    if positive.added is not None and negative.added is not None:
+        added = {k: torch.cat([negative.added[k], v]) for k, v in positive.added.items()}
+    return Conditioning(torch.cat([negative.embeds, positive.embeds]), added)
 
 
 class Family:

@@ -15,6 +15,7 @@ class SD2(SD1):
     name = "sd2"
     label = "SD 2.x"
     default_size = 768
+    clip_skip_applies = False  # A1111 leaves its OpenCLIP encoder at the penultimate layer
 
     def describe(self, model) -> str:
         kind = "v" if model.scheduler_config.get("prediction_type") == "v_prediction" else "epsilon"

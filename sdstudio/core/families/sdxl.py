@@ -14,7 +14,7 @@ import torch
 
 from sdstudio.core.errors import UserError
 from sdstudio.core.families import text
-from sdstudio.core.families.base import Conditioning, Family
+from sdstudio.core.families.base import Conditioning, Family, cfg_join
 from sdstudio.core.latents import SDXL_LATENT_RGB, SDXL_LATENT_RGB_BIAS, with_bias
 
 AESTHETIC_SCORE = 6.0  # diffusers' defaults for the refiner's aesthetic conditioning
@@ -34,34 +34,38 @@ class SDXL(Family):
 
     def conditioning(self, model, req, do_cfg, notices) -> Conditioning:
         batch = req.batch_size
-        embeds, pooled = self._encode(model, req.prompt, "Prompt", notices)
+        embeds, pooled = self._encode(model, req.prompt)
         time_ids, negative_time_ids = self._time_ids(model, req, embeds.dtype)
-        embeds, pooled = embeds.repeat(batch, 1, 1), pooled.repeat(batch, 1)
-        time_ids = time_ids.repeat(batch, 1)
+        positive = self._batched(model, batch, embeds, pooled, time_ids)
+        if not do_cfg:
+            return positive
         flags = model.pipeline_config
         zeros = not req.negative_prompt and flags.get("force_zeros_for_empty_prompt", True)
-        if do_cfg:
-            if zeros:
-                negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
-            else:
-                negative, negative_pooled = self._encode(
-                    model, req.negative_prompt, "Negative prompt", notices
-                )
-                negative = negative.repeat(batch, 1, 1)
-                negative_pooled = negative_pooled.repeat(batch, 1)
-            embeds = torch.cat([negative, embeds])
-            pooled = torch.cat([negative_pooled, pooled])
-            time_ids = torch.cat([negative_time_ids.repeat(batch, 1), time_ids])
-        device = model.device
-        added = {"text_embeds": pooled.to(device), "time_ids": time_ids.to(device)}
-        return Conditioning(embeds.to(device), added)
+        if zeros:
+            negative, negative_pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+        else:
+            negative, negative_pooled = self._encode(model, req.negative_prompt)
+        return cfg_join(
+            self._batched(model, batch, negative, negative_pooled, negative_time_ids), positive
+        )
 
     @staticmethod
-    def _encode(model, prompt: str, what: str, notices: list[str]):
-        """Penultimate hidden states of each encoder, concatenated; the first pooled output."""
+    def _batched(model, batch: int, embeds, pooled, time_ids) -> Conditioning:
+        device = model.device
+        added = {"text_embeds": pooled.repeat(batch, 1).to(device),
+                 "time_ids": time_ids.repeat(batch, 1).to(device)}
+        return Conditioning(embeds.repeat(batch, 1, 1).to(device), added)
+
+    @staticmethod
+    def _encode(model, prompt: str):
+        """Penultimate hidden states of each encoder, concatenated; the first pooled output.
+
+        A1111 weights and chunks each encoder's tokens alike; the pooled output is the second
+        encoder's for the first 75-token chunk. (A1111's clip skip leaves SDXL alone by default.)
+        """
         pairs = [(model.tokenizer, model.text_encoder), (model.tokenizer_2, model.text_encoder_2)]
         outs = [
-            text.encode_text(tok, enc, prompt or "", hidden_layer=-2, what=what, notices=notices)
+            text.encode_text(tok, enc, prompt or "", hidden_layer=-2)
             for tok, enc in pairs
             if enc is not None
         ]

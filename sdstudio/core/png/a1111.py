@@ -93,9 +93,20 @@ def settings_for(
         "Model": model_name(request.model),
         "Denoising strength": format_number(request.strength) if request.init_image else None,
         **_canvas_items(request),
+        "Clip skip": str(request.clip_skip) if request.clip_skip != 1 else None,
+        **_adapter_items(request),
         "Version": VERSION,
     }
     return {k: v for k, v in items.items() if v is not None}
+
+
+def _adapter_items(request: GenerationRequest) -> dict[str, str | None]:
+    """A1111's `Lora hashes` / `TI hashes` (imported only when a request can have them)."""
+    if "<lora:" not in request.prompt and not request.loras and not request.embeddings_dir:
+        return {}
+    from sdstudio.core.adapters.apply import infotext_for
+
+    return dict(infotext_for(request))
 
 
 def _canvas_items(request: GenerationRequest) -> dict[str, str | None]:

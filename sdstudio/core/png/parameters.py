@@ -123,6 +123,9 @@ class Parameters:
             kwargs["guidance"] = self.cfg
         if self.strength is not None:
             kwargs["strength"] = self.strength
+        clip_skip = self._int("Clip skip")
+        if clip_skip is not None and 1 <= clip_skip <= 12:
+            kwargs["clip_skip"] = clip_skip
         kwargs.update(self._hires())
         return GenerationRequest(**kwargs)
 
