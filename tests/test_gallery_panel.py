@@ -216,7 +216,9 @@ def test_unusable_folder_is_one_sentence(qtbot, tmp_path):
 
 
 def test_screenshot(qtbot, panel, tmp_path):
-    qtbot.waitUntil(lambda: panel.model.pixmap(str(panel.model.image_at(2).path)) is not None)
+    # every thumbnail is loaded (in a pool thread, in any order) before the grab
+    qtbot.waitUntil(lambda: all(panel.model.pixmap(str(panel.model.image_at(i).path)) is not None
+                                for i in range(3)))
     shot = panel.grab().toImage()
     colours = {shot.pixelColor(x, y).getRgb()[:3] for x in range(0, shot.width(), 2)
                for y in range(0, shot.height(), 2)}

@@ -201,7 +201,7 @@ def test_cli_lora_options_and_tags(capsys, tiny_model_dir, lora_dir, tmp_path):
 
 def test_lora_hashes_for_the_infotext(model, lora_dir):
     from sdstudio.core.adapters.apply import infotext_for
-    from sdstudio.core.models.checkpoints import sha256_file
+    from sdstudio.core.models.hashing import sha256_file
 
     req = _req(model, lora_dir, prompt="a cat <lora:style:0.5> <lora:gone:1>")
     assert infotext_for(req) == {

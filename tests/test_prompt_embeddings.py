@@ -81,7 +81,7 @@ def test_embeddings_match_diffusers_load_textual_inversion(model, tiny_model_dir
 
 
 def test_used_embeddings_give_a1111_ti_hashes(model, emb_dir):
-    from sdstudio.core.models.checkpoints import sha256_file
+    from sdstudio.core.models.hashing import sha256_file
 
     applied = apply_adapters(model, _req(model, emb_dir, "a shiny cat"), [])
     assert set(applied.embeddings) == {"shiny"}
