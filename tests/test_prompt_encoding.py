@@ -178,3 +178,16 @@ def test_prompt_editing_switches_conditioning_at_the_right_step(model, monkeypat
     assert np.abs(ours - theirs).max() <= 1
     assert [torch.equal(e, first) for e in seen] == [True, True, False, False]
     assert [torch.equal(e, second) for e in seen] == [False, False, True, True]
+
+
+def test_emphasis_on_states_of_mean_zero_gives_no_nan():
+    """A1111 divides by the weighted mean: states that average exactly 0 (a freshly initialised
+    final layer norm) gave NaN and a black image; the weighted states are kept unscaled."""
+    import torch
+
+    from sdstudio.core.conditioning.encode import _original_emphasis
+
+    z = torch.tensor([[[1.0, -1.0], [2.0, -2.0]]])
+    out = _original_emphasis(z, torch.tensor([[1.3, 1.0]]))
+    assert torch.isfinite(out).all()
+    assert torch.allclose(out, torch.tensor([[[1.3, -1.3], [2.0, -2.0]]]))

@@ -104,4 +104,7 @@ def _original_emphasis(z: torch.Tensor, multipliers: torch.Tensor) -> torch.Tens
     original_mean = z.mean()
     z = z * multipliers.reshape(multipliers.shape + (1,)).expand(z.shape)
     new_mean = z.mean()
-    return z * (original_mean / new_mean)
+    ratio = original_mean / new_mean
+    if not torch.isfinite(ratio):  # a mean of exactly 0: A1111 would divide into NaN (a black
+        return z  # image); keep the weighted states unscaled instead
+    return z * ratio
