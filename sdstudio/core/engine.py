@@ -34,6 +34,7 @@ from sdstudio.core.events import (
     ImageEvent,
     StepEvent,
 )
+from sdstudio.core.interrupt import interruptible
 from sdstudio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -172,8 +173,9 @@ class Engine:
                 on_image(event)
 
         try:
-            result: GenerationResult = self._pipeline.generate(
-                request, on_step=on_step, should_cancel=should_cancel, on_image=stamp)
+            with interruptible(self._loaded, should_cancel):  # also between UNet/VAE blocks
+                result: GenerationResult = self._pipeline.generate(
+                    request, on_step=on_step, should_cancel=should_cancel, on_image=stamp)
         except Exception as exc:
             if is_out_of_memory(exc):
                 self.unload()

@@ -33,13 +33,14 @@ def _flat(size: int, colour: str) -> QImage:
 class FakeWorker(GenerationWorker):
     """Each job: STARTED, one PROGRESS per step (`step_delay` apart, cancel checked before each),
     one IMAGE per seed (a flat `colour` image of the request's size), FINISHED. With `fail` set,
-    a job sends that sentence as FAILED instead of images; `fail_load` does it for loading."""
+    a job sends that sentence as FAILED instead of images; `fail_load` does it for loading.
+    `notices` are sent after the images, as the engine sends a run's notices."""
 
     def __init__(self, *, samplers: Sequence[str] = (DEFAULT_SAMPLER, "Euler", "DDIM"),
                  native_size: int = 64, guidance: float = DEFAULT_GUIDANCE,
                  steps: int | None = None,
                  step_delay: float = 0.0, colour: str = "orange", fail: str | None = None,
-                 fail_load: str | None = None) -> None:
+                 fail_load: str | None = None, notices: Sequence[str] = ()) -> None:
         super().__init__(preview_interval=0.0)
         self.samplers = list(samplers)
         self.native_size = native_size
@@ -49,6 +50,7 @@ class FakeWorker(GenerationWorker):
         self.colour = colour
         self.fail = fail
         self.fail_load = fail_load
+        self.notices = list(notices)
         self.requests: list[GenerationRequest] = []  # every request that reached run_job
         self.threads: set[int] = set()  # idents of the threads that ran jobs
 
@@ -92,7 +94,9 @@ class FakeWorker(GenerationWorker):
             event = ImageEvent(index, seed, pil, request, record=dict(FAKE_RECORD))
             self.engineEvent.emit(EngineEvent(EventKind.IMAGE, job.job_id, FinishedImage(
                 index=index, seed=seed, image=pil_to_qimage(pil), event=event)))
+        for notice in self.notices:
+            self.engineEvent.emit(EngineEvent(EventKind.NOTICE, job.job_id, notice))
         self.engineEvent.emit(EngineEvent(EventKind.FINISHED, job.job_id, 0.0))
 
     def _cancelled(self, job: Job) -> bool:
-        return job.job_id <= self._cancel_upto
+        return self.is_cancelled(job.job_id)
