@@ -291,3 +291,38 @@ def test_a_huge_size_asks_once_with_an_estimate(qtbot, monkeypatch):
         assert w.generate() is not None  # asked once for this size
     assert len(asked) == 2
     w.close()
+
+
+# --- state that surprises no one, looks ---------------------------------------------------------
+def test_the_init_image_is_not_restored_after_a_restart(qtbot, tmp_path):
+    from PIL import Image
+
+    init = tmp_path / "init.png"
+    Image.new("RGB", (16, 16), "red").save(init)
+    w = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w)
+    w.set_init_image(init)
+    assert w.params_panel.params()["init_image"] == str(init)
+    w.close()
+    w2 = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w2)
+    assert w2.params_panel.params()["init_image"] is None  # the next Generate is txt2img
+    w2.close()
+
+
+def test_preview_is_pixel_exact_unless_smooth_is_chosen(qtbot):
+    from PySide6.QtGui import QColor, QImage
+
+    w = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w)
+    view = w.preview_panel.view
+    view.resize(64, 64)
+    image = QImage(2, 2, QImage.Format.Format_RGB32)
+    for x, y, c in ((0, 0, "red"), (1, 0, "blue"), (0, 1, "blue"), (1, 1, "red")):
+        image.setPixelColor(x, y, QColor(c))
+    view.set_image(image)
+    shown = view.pixmap().toImage()
+    assert shown.pixelColor(31, 10) == QColor("red")  # nearest: hard edges, no blend
+    w.smooth_action.setChecked(True)
+    assert view.pixmap().toImage().pixelColor(31, 10) != QColor("red")
+    w.close()

@@ -54,6 +54,12 @@ class ImageView(QLabel):
         self._pixmap = None if image is None or image.isNull() else QPixmap.fromImage(image)
         self._show()
 
+    def set_smooth(self, smooth: bool) -> None:
+        """Smooth (bilinear) or pixel-exact (nearest-neighbour) scaling."""
+        self._mode = (Qt.TransformationMode.SmoothTransformation if smooth
+                      else Qt.TransformationMode.FastTransformation)
+        self._show()
+
     def has_image(self) -> bool:
         return self._pixmap is not None
 

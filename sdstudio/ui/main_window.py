@@ -143,6 +143,7 @@ class MainWindow(QMainWindow):
         self._connect()
         self._default_state = self.saveState()  # View ▸ Reset layout goes back to this
         self._restore()
+        self._on_queue_changed(self.jobs.items())
         # The chosen model's recommended CFG scale, read now (no torch), so that a Generate
         # pressed during the first load already uses it; restored settings are the user's own.
         self._model_guidance = recommended_guidance_for(self.params_panel.model.current_model())
@@ -188,12 +189,14 @@ class MainWindow(QMainWindow):
         """The preview gets the most room at any window size: the side columns take a share of
         the width within limits, the preview the rest."""
         width, height = max(self.width(), 640), max(self.height(), 400)
-        side = max(240, min(420, int(width * 0.25)))
-        right = max(220, min(380, int(width * 0.21)))
+        # the left column as wide as the parameters want (no sideways scrolling), within limits
+        wanted = self.params_panel.sizeHint().width() + 24  # + the scroll bar
+        side = max(300, min(max(wanted, int(width * 0.27)), int(width * 0.38), 460))
+        right = max(220, min(380, int(width * 0.2)))
         self.resizeDocks([self.prompt_dock, self.preview_dock, self.channels_dock],
                          [side, width - side - right, right], Qt.Orientation.Horizontal)
         self.resizeDocks([self.prompt_dock, self.params_dock, self.queue_dock],
-                         [int(height * 0.28), int(height * 0.52), int(height * 0.2)],
+                         [int(height * 0.26), int(height * 0.56), int(height * 0.18)],
                          Qt.Orientation.Vertical)
         self.resizeDocks([self.channels_dock, self.gallery_dock],
                          [int(height * 0.45), int(height * 0.55)], Qt.Orientation.Vertical)
@@ -271,6 +274,9 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         self.reset_layout_action = view_menu.addAction("&Reset layout", self.reset_layout)
+        self.smooth_action = view_menu.addAction("&Smooth preview scaling")
+        self.smooth_action.setCheckable(True)  # off: small images are shown pixel-exact
+        self.smooth_action.toggled.connect(self.preview_panel.view.set_smooth)
 
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
@@ -407,7 +413,9 @@ class MainWindow(QMainWindow):
         """Every EngineEvent of the worker, in the GUI thread."""
         kind = ev.kind
         if kind is EventKind.NOTICE:
-            if ev.job_id:  # a run's notice: it stays with the run's image
+            # A run's notice stays with the run's image; one that ends in "…" only says what
+            # is going on now ("Loading model …"), like the notices between jobs.
+            if ev.job_id and not str(ev.payload).endswith("…"):
                 self._add_notices(ev.job_id, [ev.payload])
             else:
                 self.statusBar().showMessage(ev.payload)
@@ -538,6 +546,9 @@ class MainWindow(QMainWindow):
         self.params_panel.model.set_models_folder(self.settings.models_folder())
         params = self.settings.params()
         self.prompt_panel.set_texts(params.pop("prompt"), params.pop("negative_prompt"))
+        # Not the init image or mask: a Generate after a restart must not be silently img2img.
+        params.pop("init_image", None)
+        params.pop("mask", None)
         self.params_panel.set_params(params)
         geometry = self.settings.geometry()
         restored = geometry is not None and self.restoreGeometry(geometry)

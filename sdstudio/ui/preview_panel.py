@@ -33,7 +33,8 @@ class PreviewPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).")
+        # pixel-exact by default: a 128 px image scaled smoothly looks blurred (View menu: smooth)
+        self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).", smooth=False)
         self.view.setObjectName("preview")
         self.caption = QLabel("Idle")
         self.caption.setObjectName("preview_caption")

@@ -26,6 +26,8 @@ class PromptPanel(QWidget):
         self.negative.setObjectName("negative_prompt")
         self.negative.setPlaceholderText("Negative prompt: what to avoid (optional)")
         self.negative.setMaximumHeight(60)
+        self.prompt.setMinimumHeight(44)  # small screens: the text scrolls, the buttons stay
+        self.negative.setMinimumHeight(32)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generate")
         self.generate_button.setToolTip("Generate (Ctrl+Enter); pressed while running, it queues")

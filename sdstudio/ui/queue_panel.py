@@ -92,6 +92,7 @@ class QueuePanel(QWidget):
         self.label = QLabel("Queue: empty")
         self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.list = QueueList(jobs)
+        self.list.setMinimumHeight(40)  # a small screen: two rows, scrolling
         self.pause = QCheckBox("Pause")
         self.pause.setObjectName("pause_queue")
         self.pause.setToolTip("Let the running job finish and start no other until unpaused")
@@ -100,6 +101,7 @@ class QueuePanel(QWidget):
         self.clear.setObjectName("clear_queue")
         self.clear.setToolTip("Clear the queue: remove every waiting job; the running one goes on")
         self.clear.clicked.connect(self._clear)
+        self.clear.setEnabled(False)
         top = QHBoxLayout()
         top.addWidget(self.label, 1)
         top.addWidget(self.pause)
