@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from sdstudio.core.events import EventKind
 from sdstudio.core.request import GenerationRequest
-from sdstudio.testing.fake_worker import FakeWorker
+from sdstudio.testing.fake_worker import FakeWorker, started_window
 from sdstudio.ui import main_window as mw
 from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.main_window import MainWindow, fit_rect
@@ -28,16 +28,7 @@ def _close_discards(monkeypatch):
 NOTICE = "The prompt was cut to 32 tokens: 'second half' was dropped."
 
 
-def _window(qtbot, worker: FakeWorker) -> MainWindow:
-    w = MainWindow(worker=worker)
-    qtbot.addWidget(w)
-    w.show()
-    with qtbot.waitSignal(w.modelReady, timeout=10_000):
-        w.start_engine()
-    w.prompt_panel.set_texts("a red circle", "")
-    w.params_panel.set_params({"seed_random": False, "seed": 3, "steps": 4, "width": 64,
-                               "height": 64})
-    return w
+_window = started_window
 
 
 # --- notices ----------------------------------------------------------------------------------

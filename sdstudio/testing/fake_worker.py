@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from PySide6.QtGui import QColor, QImage
@@ -20,6 +21,9 @@ from sdstudio.core.events import EngineEvent, EventKind, ImageEvent
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.imaging import pil_to_qimage
 from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, Job, StepPreview
+
+if TYPE_CHECKING:
+    from sdstudio.ui.main_window import MainWindow
 
 FAKE_RECORD = {"device": "cpu", "dtype": "float32", "scheduler_config": {"fake": True}}
 
@@ -100,3 +104,19 @@ class FakeWorker(GenerationWorker):
 
     def _cancelled(self, job: Job) -> bool:
         return self.is_cancelled(job.job_id)
+
+
+def started_window(qtbot: Any, worker: FakeWorker) -> MainWindow:
+    """A shown MainWindow on `worker` whose model has loaded, with a prompt and small fields:
+    what most UI tests start from (`qtbot` is pytest-qt's)."""
+    from sdstudio.ui.main_window import MainWindow
+
+    w = MainWindow(worker=worker)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.modelReady, timeout=10_000):
+        w.start_engine()
+    w.prompt_panel.set_texts("a red circle", "")
+    w.params_panel.set_params({"seed_random": False, "seed": 3, "steps": 4, "width": 64,
+                               "height": 64})
+    return w

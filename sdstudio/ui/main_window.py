@@ -608,7 +608,7 @@ class MainWindow(QMainWindow):
         box = QMessageBox(QMessageBox.Icon.Question, "sdstudio",
                           f"Quit now? {what.capitalize()}.", parent=self)
         box.setInformativeText("Finished images are saved in any case.")
-        choices = {
+        choices: dict[object, str] = {
             box.addButton("Finish, then quit", QMessageBox.ButtonRole.AcceptRole): CLOSE_WAIT,
             box.addButton("Keep the queue for next time",
                           QMessageBox.ButtonRole.AcceptRole): CLOSE_KEEP,
