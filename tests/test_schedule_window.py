@@ -8,6 +8,7 @@ import pytest
 pytest.importorskip("pytestqt")
 from PySide6.QtGui import QImage  # noqa: E402
 
+from sdstudio.core.events import EventKind  # noqa: E402
 from sdstudio.ui.main_window import MainWindow  # noqa: E402
 from sdstudio.ui.preview_panel import NOISY, PREDICTED  # noqa: E402
 from sdstudio.ui.worker import GenerationWorker  # noqa: E402
@@ -35,10 +36,11 @@ def test_x0_preview_and_scrubbing_follow_one_step(qtbot, tiny_model_dir):
                     and w.schedule_panel.schedule.steps == 4, timeout=60_000)
     w.prompt_panel.prompt.setPlainText("a red circle")
     steps: list = []
-    w.jobs.step.connect(steps.append)
+    w.jobs.engineEvent.connect(
+        lambda ev: steps.append(ev.payload) if ev.kind is EventKind.PROGRESS else None)
     with qtbot.waitSignal(w.jobFinished, timeout=WAIT_MS) as blocker:
         w.generate()
-    assert blocker.args[1] == "done", w.last_error
+    assert blocker.args[1] is EventKind.FINISHED, w.last_error
     assert [sp.step for sp in steps] == [1, 2, 3, 4]
     assert all(sp.denoised is not None for sp in steps)
     preview = w.preview_panel
