@@ -317,3 +317,41 @@ def test_preview_is_pixel_exact_unless_smooth_is_chosen(qtbot):
     w.smooth_action.setChecked(True)
     assert view.pixmap().toImage().pixelColor(31, 10) != QColor("red")
     w.close()
+
+
+def test_a_dropped_image_without_parameters_asks_what_it_is_for(qtbot, tmp_path, monkeypatch):
+    from PIL import Image
+
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (16, 16), "white").save(plain)
+    w = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w)
+    monkeypatch.setattr(w, "ask_plain_drop", lambda _path: "cancel")
+    w._handle_drop(str(plain))
+    assert w.params_panel.params()["init_image"] is None  # nothing silently becomes img2img
+    monkeypatch.setattr(w, "ask_plain_drop", lambda _path: "mask")
+    w._handle_drop(str(plain))
+    assert w.params_panel.params()["mask"] == str(plain) and "Mask: plain.png" in (
+        w.statusBar().currentMessage())
+    w.close()
+
+
+def test_reused_parameters_say_what_was_loaded(qtbot):
+    w = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w)
+    w.apply_request(GenerationRequest("a blue square", seed=99, width=48, height=40, steps=5))
+    assert w.statusBar().currentMessage() == (
+        "Parameters loaded: “a blue square”, seed 99, 48×40, 5 steps.")
+    w.close()
+
+
+def test_placeholder_text_is_readable():
+    from sdstudio.ui.imaging import VIEW_BACKGROUND, VIEW_TEXT
+
+    def luminance(hex_colour: str) -> float:
+        channels = [int(hex_colour[i:i + 2], 16) / 255 for i in (1, 3, 5)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(VIEW_TEXT), luminance(VIEW_BACKGROUND)), reverse=True)
+    assert (hi + 0.05) / (lo + 0.05) >= 4.5

@@ -383,7 +383,9 @@ class MainWindow(QMainWindow):
         self.prompt_panel.set_texts(data.pop("prompt", ""), data.pop("negative_prompt", ""))
         data["seed_random"] = False
         self.params_panel.set_params(data)
-        self.statusBar().showMessage("Parameters loaded.")
+        self.statusBar().showMessage(
+            f"Parameters loaded: “{request.prompt[:40]}”, seed {request.seed}, "
+            f"{request.width}×{request.height}, {request.steps} steps.")
 
     def set_init_image(self, path: str | Path) -> None:
         """Use the image at `path` as the img2img init image."""
@@ -666,8 +668,35 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self._handle_drop(path))
 
     def _handle_drop(self, path: str) -> None:
-        if not self.gallery_panel.handle_drop(path):  # no parameters: it is an init image
+        if self.gallery_panel.handle_drop(path):  # it had parameters: the gallery asked
+            return
+        choice = self.ask_plain_drop(path)  # no parameters: ask what the image is for
+        if choice == "init":
             self.set_init_image(path)
+            self.statusBar().showMessage(f"Init image: {Path(path).name} (img2img is on).")
+        elif choice == "mask":
+            self.params_panel.mask_slot.set_path(path)
+            self.params_dock.raise_()
+            self.statusBar().showMessage(f"Mask: {Path(path).name}.")
+        elif choice == "vae":
+            self.vae_lab_dock.show()
+            self.vae_lab_dock.raise_()
+            self.vae_lab.open_image(path)
+
+    def ask_plain_drop(self, path: str) -> str:
+        """An image without parameters was dropped: "init", "mask", "vae" or "cancel" (tests
+        replace this)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "sdstudio",
+                          f"{Path(path).name} has no generation parameters. Use it as…",
+                          parent=self)
+        choices: dict[object, str] = {
+            box.addButton("Init image (img2img)", QMessageBox.ButtonRole.AcceptRole): "init",
+            box.addButton("Mask", QMessageBox.ButtonRole.ActionRole): "mask",
+            box.addButton("VAE lab image", QMessageBox.ButtonRole.ActionRole): "vae",
+        }
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return choices.get(box.clickedButton(), "cancel")
 
 
 def _duration(seconds: float) -> str:
