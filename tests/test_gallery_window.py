@@ -99,5 +99,6 @@ def test_drop_png_with_parameters_offers_reuse(qtbot, window, tmp_path):
 
     plain = tmp_path / "plain.png"
     Image.new("RGB", (64, 64)).save(plain)
-    _drop(window, plain)  # no parameters: it becomes the init image, as before
+    window.ask_plain_drop = lambda path: "init"  # no parameters: the window asks what for
+    _drop(window, plain)
     qtbot.waitUntil(lambda: window.params_panel.init_image.path() == str(plain))

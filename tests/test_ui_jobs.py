@@ -10,7 +10,7 @@ from PySide6.QtCore import QSettings
 
 from sdstudio.core.events import EngineEvent, EventKind
 from sdstudio.core.request import GenerationRequest
-from sdstudio.testing.fake_worker import FAKE_RECORD, FakeWorker
+from sdstudio.testing.fake_worker import FAKE_RECORD, FakeWorker, started_window
 from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.main_window import MainWindow
 from sdstudio.ui.settings import DEFAULT_PARAMS, Settings
@@ -18,16 +18,7 @@ from sdstudio.ui.settings import DEFAULT_PARAMS, Settings
 pytestmark = pytest.mark.timeout(60)
 
 
-def _window(qtbot, worker: FakeWorker) -> MainWindow:
-    w = MainWindow(worker=worker)
-    qtbot.addWidget(w)
-    w.show()
-    with qtbot.waitSignal(w.modelReady, timeout=10_000):
-        w.start_engine()
-    w.prompt_panel.set_texts("a red circle", "")
-    w.params_panel.set_params({"seed_random": False, "seed": 3, "steps": 4, "width": 64,
-                               "height": 64})
-    return w
+_window = started_window
 
 
 def test_signal_to_signal_receivers_run_in_the_gui_thread(qtbot):

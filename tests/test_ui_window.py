@@ -16,6 +16,14 @@ from sdstudio.ui.main_window import MainWindow
 WAIT_MS = 180_000  # the first job imports torch and loads the model in the worker thread
 
 
+@pytest.fixture(autouse=True)
+def _close_discards(monkeypatch):
+    """A failed test must not leave a modal close dialog waiting on a busy queue."""
+    from sdstudio.ui.main_window import CLOSE_DISCARD
+
+    monkeypatch.setattr(MainWindow, "ask_close", lambda _self: CLOSE_DISCARD)
+
+
 @pytest.fixture
 def window(qtbot, tiny_model_dir):
     """A window whose engine has started and preloaded the tiny model (no startup races)."""
@@ -78,16 +86,24 @@ def test_cancel_mid_run_then_generate_again(window, qtbot, tiny_model_dir):
     with qtbot.waitSignal(window.stepShown, timeout=WAIT_MS):
         first = window.generate()
     second = window.generate()  # waits in the visible queue
-    assert window.prompt_panel.queue.count() == 2
-    assert "1 running, 1 waiting" in window.prompt_panel.queue_label.text()
+    assert window.queue_panel.list.count() == 2
+    assert "1 running, 1 waiting" in window.queue_panel.label.text()
     finished: list[tuple[int, str]] = []
     window.jobFinished.connect(lambda job, outcome: finished.append((job, outcome)))
-    qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape)
+    steps: list[tuple[int, int]] = []  # (job, step) of every preview
+    window.jobs.engineEvent.connect(lambda ev: steps.append((ev.job_id, ev.payload.step))
+                                    if ev.kind is EventKind.PROGRESS else None)
+    qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape)  # the running job only
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=30_000)
+    assert finished == [(first, EventKind.CANCELLED)]
+    assert max([step for job, step in steps if job == first], default=0) < 400
+    qtbot.waitUntil(lambda: window.jobs.running is not None
+                    and window.jobs.running.job_id == second, timeout=30_000)
+    qtbot.keyClick(window.prompt_panel.prompt, Qt.Key.Key_Escape,
+                   Qt.KeyboardModifier.ShiftModifier)  # cancel all
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=30_000)
-    assert finished == [(first, EventKind.CANCELLED), (second, EventKind.CANCELLED)]
-    assert window.prompt_panel.queue.count() == 0
-    last = window.preview_panel.history_labels()[-1]
-    assert int(last.split()[1]) < 400
+    assert finished[1] == (second, EventKind.CANCELLED)
+    assert window.queue_panel.list.count() == 0
     _use_tiny(window, tiny_model_dir, steps=2)
     assert _generate(qtbot, window)[1] is EventKind.FINISHED
 
@@ -114,7 +130,7 @@ def test_broken_model_shows_one_sentence_and_app_still_works(window, qtbot, tmp_
 
 
 def test_close_during_run_joins_the_worker_thread(qtbot, tiny_model_dir, qtlog):
-    w = MainWindow()
+    w = MainWindow()  # the close dialog answers "Discard and quit" (_close_discards)
     qtbot.addWidget(w)
     w.show()
     w.start_engine()

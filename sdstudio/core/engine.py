@@ -34,6 +34,7 @@ from sdstudio.core.events import (
     ImageEvent,
     StepEvent,
 )
+from sdstudio.core.interrupt import interruptible
 from sdstudio.core.request import GenerationRequest
 
 if TYPE_CHECKING:
@@ -179,9 +180,10 @@ class Engine:
         try:
             from sdstudio.core.canvas import run as canvas  # hires fix, only masked, ...
 
-            result: GenerationResult = canvas.generate(
-                self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
-                on_image=stamp)
+            with interruptible(self._loaded, should_cancel):  # also between UNet/VAE blocks
+                result: GenerationResult = canvas.generate(
+                    self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
+                    on_image=stamp)
         except Exception as exc:
             if is_out_of_memory(exc):
                 self.unload()

@@ -31,10 +31,18 @@ def make_scheduler(name: str, base_config: dict[str, Any]) -> Any:
 
 
 def import_scheduler_classes() -> None:
-    """Resolve every menu sampler's class once. diffusers imports its classes lazily, and two
-    threads resolving the same lazy attribute at once (the worker loading a model, a panel building
-    a schedule) can see a half-imported module: "no attribute EulerAncestralDiscreteScheduler"."""
+    """Resolve every class the engine and the panels take from diffusers and transformers, once.
+    Both import their classes lazily, and two threads resolving lazy attributes at once (the
+    worker loading a model, a panel building a schedule or loading the VAE lab's model) can see
+    a half-imported module: "no attribute EulerAncestralDiscreteScheduler", "cannot import name
+    'AutoencoderKL' from 'diffusers'"."""
     import diffusers
+    import transformers
 
     for spec in SAMPLERS:
         getattr(diffusers, spec.cls)
+    for name in ("AutoencoderKL", "AutoencoderTiny", "UNet2DConditionModel",
+                 "StableDiffusionPipeline", "StableDiffusionXLPipeline"):
+        getattr(diffusers, name)
+    for name in ("CLIPTextModel", "CLIPTextModelWithProjection", "CLIPTokenizer"):
+        getattr(transformers, name)

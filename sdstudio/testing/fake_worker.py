@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 from PySide6.QtGui import QColor, QImage
@@ -20,6 +21,9 @@ from sdstudio.core.events import EngineEvent, EventKind, ImageEvent
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.imaging import pil_to_qimage
 from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, Job, StepPreview
+
+if TYPE_CHECKING:
+    from sdstudio.ui.main_window import MainWindow
 
 FAKE_RECORD = {"device": "cpu", "dtype": "float32", "scheduler_config": {"fake": True}}
 
@@ -33,13 +37,14 @@ def _flat(size: int, colour: str) -> QImage:
 class FakeWorker(GenerationWorker):
     """Each job: STARTED, one PROGRESS per step (`step_delay` apart, cancel checked before each),
     one IMAGE per seed (a flat `colour` image of the request's size), FINISHED. With `fail` set,
-    a job sends that sentence as FAILED instead of images; `fail_load` does it for loading."""
+    a job sends that sentence as FAILED instead of images; `fail_load` does it for loading.
+    `notices` are sent after the images, as the engine sends a run's notices."""
 
     def __init__(self, *, samplers: Sequence[str] = (DEFAULT_SAMPLER, "Euler", "DDIM"),
                  native_size: int = 64, guidance: float = DEFAULT_GUIDANCE,
                  steps: int | None = None,
                  step_delay: float = 0.0, colour: str = "orange", fail: str | None = None,
-                 fail_load: str | None = None) -> None:
+                 fail_load: str | None = None, notices: Sequence[str] = ()) -> None:
         super().__init__(preview_interval=0.0)
         self.samplers = list(samplers)
         self.native_size = native_size
@@ -49,6 +54,7 @@ class FakeWorker(GenerationWorker):
         self.colour = colour
         self.fail = fail
         self.fail_load = fail_load
+        self.notices = list(notices)
         self.requests: list[GenerationRequest] = []  # every request that reached run_job
         self.threads: set[int] = set()  # idents of the threads that ran jobs
 
@@ -92,7 +98,25 @@ class FakeWorker(GenerationWorker):
             event = ImageEvent(index, seed, pil, request, record=dict(FAKE_RECORD))
             self.engineEvent.emit(EngineEvent(EventKind.IMAGE, job.job_id, FinishedImage(
                 index=index, seed=seed, image=pil_to_qimage(pil), event=event)))
+        for notice in self.notices:
+            self.engineEvent.emit(EngineEvent(EventKind.NOTICE, job.job_id, notice))
         self.engineEvent.emit(EngineEvent(EventKind.FINISHED, job.job_id, 0.0))
 
     def _cancelled(self, job: Job) -> bool:
-        return job.job_id <= self._cancel_upto
+        return self.is_cancelled(job.job_id)
+
+
+def started_window(qtbot: Any, worker: FakeWorker) -> MainWindow:
+    """A shown MainWindow on `worker` whose model has loaded, with a prompt and small fields:
+    what most UI tests start from (`qtbot` is pytest-qt's)."""
+    from sdstudio.ui.main_window import MainWindow
+
+    w = MainWindow(worker=worker)
+    qtbot.addWidget(w)
+    w.show()
+    with qtbot.waitSignal(w.modelReady, timeout=10_000):
+        w.start_engine()
+    w.prompt_panel.set_texts("a red circle", "")
+    w.params_panel.set_params({"seed_random": False, "seed": 3, "steps": 4, "width": 64,
+                               "height": 64})
+    return w

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImageReader, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImageReader, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QWidget
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp)"
@@ -17,6 +17,35 @@ def dropped_image_path(event: QDragEnterEvent | QDropEvent) -> str | None:
         if url.isLocalFile() and url.toLocalFile().lower().endswith(IMAGE_SUFFIXES):
             return url.toLocalFile()
     return None
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shows as much of its text as fits, with "…" (full text: tooltip)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._full = text
+        self.setMinimumWidth(24)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt API)
+        self._full = text
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt API)
+        return QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        elided = self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle,
+                                               max(self.width(), 24))
+        super().setText(elided)
 
 
 class ImageSlot(QWidget):
@@ -32,8 +61,7 @@ class ImageSlot(QWidget):
         self.thumb.setFixedSize(self.THUMB)
         self.thumb.setFrameShape(QLabel.Shape.StyledPanel)
         self.thumb.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.name = QLabel()
-        self.name.setMinimumWidth(60)
+        self.name = ElidedLabel()
         self.open_button = QPushButton("Open…")
         self.clear_button = QPushButton("Clear")
         layout = QHBoxLayout(self)

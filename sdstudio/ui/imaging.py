@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QImage, QPalette, QPixmap, QResizeEvent
+from PySide6.QtGui import QColor, QImage, QPalette, QPixmap, QResizeEvent
 from PySide6.QtWidgets import QLabel, QSizePolicy, QWidget
 
 if TYPE_CHECKING:
     from PIL import Image
+
+
+VIEW_BACKGROUND, VIEW_TEXT = "#3b3b3b", "#f0f0f0"
 
 
 def pil_to_qimage(image: Image.Image) -> QImage:
@@ -45,13 +48,22 @@ class ImageView(QLabel):
         self.setMinimumSize(48, 48)
         # Ignored: the pixmap's size must not feed back into the layout (it follows the widget).
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.setBackgroundRole(QPalette.ColorRole.Dark)
-        self.setForegroundRole(QPalette.ColorRole.Light)
+        # Light text on dark grey (about 11:1; the palette's Light on Dark was 2.6:1).
+        palette = self.palette()
+        palette.setColor(QPalette.ColorRole.Window, QColor(VIEW_BACKGROUND))
+        palette.setColor(QPalette.ColorRole.WindowText, QColor(VIEW_TEXT))
+        self.setPalette(palette)
         self.setAutoFillBackground(True)
         self.setText(placeholder)
 
     def set_image(self, image: QImage | None) -> None:
         self._pixmap = None if image is None or image.isNull() else QPixmap.fromImage(image)
+        self._show()
+
+    def set_smooth(self, smooth: bool) -> None:
+        """Smooth (bilinear) or pixel-exact (nearest-neighbour) scaling."""
+        self._mode = (Qt.TransformationMode.SmoothTransformation if smooth
+                      else Qt.TransformationMode.FastTransformation)
         self._show()
 
     def has_image(self) -> bool:

@@ -20,15 +20,26 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
     QMainWindow,
     QMessageBox,
+    QPushButton,
     QScrollArea,
     QTabWidget,
+    QToolBar,
     QWidget,
 )
 
@@ -39,12 +50,14 @@ from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
-from sdstudio.ui.jobs import JobQueue
+from sdstudio.ui.jobs import JobQueue, QueueItem
+from sdstudio.ui.notices_panel import NoticesPanel
 from sdstudio.ui.panels.docks import add_teaching_docks
-from sdstudio.ui.params_panel import ParamsPanel
+from sdstudio.ui.params_panel import ParamsPanel, size_warning
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_history_panel import PromptHistoryPanel
 from sdstudio.ui.prompt_panel import PromptPanel
+from sdstudio.ui.queue_panel import QueuePanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
 from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
@@ -55,6 +68,22 @@ if TYPE_CHECKING:
     from sdstudio.ui.panels.schedule import SchedulePanel
     from sdstudio.ui.panels.step_through import StepThroughPanel
     from sdstudio.ui.panels.vae_lab import VaeLabPanel
+
+
+DEFAULT_SIZE = (1280, 800)  # the first window, shrunk to fit the screen
+SCREEN_FILL = 0.94  # at most this share of the screen's free area on the first start
+
+# Close with unfinished jobs: what the user chose.
+CLOSE_WAIT, CLOSE_KEEP, CLOSE_DISCARD, CLOSE_STAY = "wait", "keep", "discard", "stay"
+
+
+def fit_rect(wanted: QRect, available: QRect) -> QRect:
+    """`wanted` shrunk to fit inside `available` and moved fully onto it."""
+    w = min(wanted.width(), available.width())
+    h = min(wanted.height(), available.height())
+    x = min(max(wanted.x(), available.x()), available.right() - w + 1)
+    y = min(max(wanted.y(), available.y()), available.bottom() - h + 1)
+    return QRect(x, y, w, h)
 
 
 class MainWindow(QMainWindow):
@@ -95,13 +124,26 @@ class MainWindow(QMainWindow):
         self._quiet_failures = False
         self._first_run = not self.settings.has_params()
         self._native_size = 0  # the loaded model's training size; 0 before the first load
+        self._run_notices: dict[int, list[str]] = {}  # job id -> its notices (this session)
+        self._seconds_per_mpx_step = 0.0  # measured speed, for the estimate of a new size
+        self._sizes_confirmed: set[tuple[int, int, int]] = set()  # (w, h, native) asked once
+        self._quit_when_idle = False
+        self._split_width = 0  # the width the default split was made for
         self._build_docks()
         self._install_gallery()
         add_teaching_docks(self)  # VAE lab, noise schedule, step through
         self._build_actions()
+        self.notices_button = QPushButton("Notices")
+        self.notices_button.setObjectName("notices_button")
+        self.notices_button.setFlat(True)
+        self.notices_button.setToolTip("Every notice of the runs (View ▸ Notices)")
+        self.notices_button.clicked.connect(self.show_notices)
+        self.statusBar().addPermanentWidget(self.notices_button)
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
+        self._default_state = self.saveState()  # View ▸ Reset layout goes back to this
         self._restore()
+        self._on_queue_changed(self.jobs.items())
         # The chosen model's recommended CFG scale, read now (no torch), so that a Generate
         # pressed during the first load already uses it; restored settings are the user's own.
         self._model_guidance = recommended_guidance_for(self.params_panel.model.current_model())
@@ -132,12 +174,42 @@ class MainWindow(QMainWindow):
                                         self.channels_panel, right)
         self.gallery_dock = self._dock("Session gallery", "gallery_dock",
                                        self.session_gallery, right)
+        self.queue_panel = QueuePanel(self.jobs)
+        self.queue_dock = self._dock("Queue", "queue_dock", self.queue_panel, left)
+        self.notices_panel = NoticesPanel()
+        self.notices_dock = self._dock("Notices", "notices_dock", self.notices_panel, right)
         self.splitDockWidget(self.prompt_dock, self.params_dock, Qt.Orientation.Vertical)
+        self.splitDockWidget(self.params_dock, self.queue_dock, Qt.Orientation.Vertical)
         self.splitDockWidget(self.preview_dock, self.channels_dock, Qt.Orientation.Horizontal)
         self.splitDockWidget(self.channels_dock, self.gallery_dock, Qt.Orientation.Vertical)
+        self.tabifyDockWidget(self.gallery_dock, self.notices_dock)
+        self.gallery_dock.raise_()
+
+    def apply_default_split(self) -> None:
+        """The preview gets the most room at any window size: the side columns take a share of
+        the width within limits, the preview the rest."""
+        width, height = max(self.width(), 640), max(self.height(), 400)
+        # the left column as wide as the parameters want (no sideways scrolling), within limits
+        wanted = self.params_panel.sizeHint().width() + 24  # + the scroll bar
+        side = max(300, min(max(wanted, int(width * 0.27)), int(width * 0.38), 460))
+        right = max(220, min(380, int(width * 0.2)))
         self.resizeDocks([self.prompt_dock, self.preview_dock, self.channels_dock],
-                         [360, 560, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.prompt_dock, self.params_dock], [260, 440], Qt.Orientation.Vertical)
+                         [side, width - side - right, right], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.prompt_dock, self.params_dock, self.queue_dock],
+                         [int(height * 0.26), int(height * 0.56), int(height * 0.18)],
+                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.channels_dock, self.gallery_dock],
+                         [int(height * 0.45), int(height * 0.55)], Qt.Orientation.Vertical)
+        self._split_width = self.width()
+
+    @Slot()
+    def reset_layout(self) -> None:
+        """View ▸ Reset layout: every dock back in its place, shown, and the default split."""
+        self.restoreState(self._default_state)
+        for dock in self.findChildren(QDockWidget):
+            if dock.isFloating():
+                dock.setFloating(False)
+        self.apply_default_split()
 
     def _install_gallery(self) -> None:
         """The saved-images gallery in the gallery dock, beside this session's images."""
@@ -160,12 +232,32 @@ class MainWindow(QMainWindow):
         self.generate_action = QAction("&Generate", self)
         self.generate_action.setShortcuts([QKeySequence("Ctrl+Return"), QKeySequence("Ctrl+Enter")])
         self.generate_action.triggered.connect(self.generate)
-        self.cancel_action = QAction("&Cancel", self)
+        self.cancel_action = QAction("&Cancel running job", self)
         self.cancel_action.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.cancel_action.setToolTip("Stop the running job; the waiting ones stay (Esc)")
         self.cancel_action.triggered.connect(self.cancel)
-        for action in (self.generate_action, self.cancel_action):
+        self.cancel_all_action = QAction("Cancel &all", self)
+        self.cancel_all_action.setShortcut(QKeySequence("Shift+Escape"))
+        self.cancel_all_action.setToolTip("Stop the running job and clear the queue (Shift+Esc)")
+        self.cancel_all_action.triggered.connect(self.cancel_all)
+        self.pause_action = QAction("&Pause queue", self)
+        self.pause_action.setCheckable(True)
+        self.pause_action.setToolTip("Let the running job finish and start no other")
+        self.pause_action.toggled.connect(self.jobs.set_paused)
+        for action in (self.generate_action, self.cancel_action, self.cancel_all_action):
             action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
             self.addAction(action)
+        # Generate and Cancel stay reachable whatever docks are closed: a toolbar that cannot be
+        # hidden or moved, and the Generate menu.
+        bar = QToolBar("Generate", self)
+        bar.setObjectName("generate_toolbar")
+        bar.setMovable(False)
+        bar.toggleViewAction().setEnabled(False)
+        for action in (self.generate_action, self.cancel_action, self.cancel_all_action,
+                       self.pause_action):
+            bar.addAction(action)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+        self.toolbar = bar
         file_menu = self.menuBar().addMenu("&File")
         file_menu.addAction("Open &model…", self.params_panel.model._open_model)
         file_menu.addAction("Open &init image…", self.params_panel.init_image._browse)
@@ -173,13 +265,19 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
         gen_menu = self.menuBar().addMenu("&Generate")
-        gen_menu.addAction(self.generate_action)
-        gen_menu.addAction(self.cancel_action)
+        for action in (self.generate_action, self.cancel_action, self.cancel_all_action,
+                       self.pause_action):
+            gen_menu.addAction(action)
         view_menu = self.menuBar().addMenu("&View")
-        for dock in (self.prompt_dock, self.params_dock, self.preview_dock,
-                     self.channels_dock, self.gallery_dock, self.vae_lab_dock, self.schedule_dock,
-                     self.step_dock):
+        for dock in (self.prompt_dock, self.params_dock, self.queue_dock, self.preview_dock,
+                     self.channels_dock, self.gallery_dock, self.notices_dock, self.vae_lab_dock,
+                     self.schedule_dock, self.step_dock):
             view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        self.reset_layout_action = view_menu.addAction("&Reset layout", self.reset_layout)
+        self.smooth_action = view_menu.addAction("&Smooth preview scaling")
+        self.smooth_action.setCheckable(True)  # off: small images are shown pixel-exact
+        self.smooth_action.toggled.connect(self.preview_panel.view.set_smooth)
 
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
@@ -188,8 +286,9 @@ class MainWindow(QMainWindow):
         self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
             lambda f: self.settings.set_models_folder(Path(f)))
-        self.jobs.queueChanged.connect(
-            lambda items: self.prompt_panel.show_queue(items, self.jobs.running))
+        self.jobs.queueChanged.connect(self._on_queue_changed)
+        self.notices_panel.countChanged.connect(
+            lambda n: self.notices_button.setText(f"Notices ({n})" if n else "Notices"))
         self.session_gallery.showRequested.connect(
             lambda img: self.preview_panel.show_final(img, "from the session gallery"))
         self.session_gallery.reuseRequested.connect(self.apply_request)
@@ -213,6 +312,8 @@ class MainWindow(QMainWindow):
         except UserError as err:  # nothing is queued: the fields say what to fix
             self.show_error(str(err))
             return None
+        if not self._size_ok(request):
+            return None
         self._save_params()
         self._quiet_failures = False
         self._first_run = False
@@ -220,11 +321,63 @@ class MainWindow(QMainWindow):
         self.prompt_history.record(prompt, negative)
         return self.jobs.submit(request, summary)
 
+    def _size_ok(self, request: GenerationRequest) -> bool:
+        """A size far above the model's native one asks once (per size and model)."""
+        warning = size_warning(request.width, request.height, self._native_size)
+        key = (request.width, request.height, self._native_size)
+        if warning is None or key in self._sizes_confirmed:
+            return True
+        estimate = self.estimate_seconds(request)
+        if estimate:
+            warning += f" Estimated time: at least {_duration(estimate)}."
+        if not self.confirm_size(warning):
+            self.statusBar().showMessage("Not started: choose a smaller size (see Presets).")
+            return False
+        self._sizes_confirmed.add(key)
+        return True
+
+    def confirm_size(self, warning: str) -> bool:
+        """Ask whether to start a job at a size the model was not made for (tests replace it)."""
+        answer = QMessageBox.question(
+            self, "sdstudio", f"{warning}\n\nStart it anyway?",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def estimate_seconds(self, request: GenerationRequest) -> float:
+        """From the last measured speed, scaled by pixels (a lower bound: attention grows faster
+        than the pixel count). 0 before anything was measured."""
+        mpx = request.width * request.height * request.batch_size / 1e6
+        return self._seconds_per_mpx_step * mpx * request.steps
+
     @Slot()
     def cancel(self) -> None:
+        """Stop the running job only (Esc); the waiting ones go on."""
+        if self.jobs.cancel_running():
+            self.statusBar().showMessage("Cancelling…")
+            self.preview_panel.caption.setText("Cancelling… (at the next step or UNet block)")
+
+    @Slot()
+    def cancel_all(self) -> None:
+        """Stop the running job and drop the waiting ones (Shift+Esc)."""
         if self.jobs.busy():
             self.jobs.cancel_all()
-            self.statusBar().showMessage("Cancelling…")
+            self.statusBar().showMessage("Cancelling… and the queue is cleared.")
+
+    @Slot()
+    def show_notices(self) -> None:
+        self.notices_dock.show()
+        self.notices_dock.raise_()
+
+    def _on_queue_changed(self, items: list[QueueItem]) -> None:
+        running = self.jobs.running is not None and not self.jobs.cancelling
+        self.prompt_panel.cancel_button.setEnabled(running)
+        self.cancel_action.setEnabled(running)
+        self.cancel_all_action.setEnabled(bool(items))
+        if self.pause_action.isChecked() != self.jobs.paused:
+            self.pause_action.setChecked(self.jobs.paused)
+        if self._quit_when_idle and not self.jobs.busy():
+            QTimer.singleShot(0, self.close)
 
     def apply_request(self, request: GenerationRequest) -> None:
         """Fill the prompt and parameter panels from a request (fixed seed: it reproduces)."""
@@ -232,7 +385,9 @@ class MainWindow(QMainWindow):
         self.prompt_panel.set_texts(data.pop("prompt", ""), data.pop("negative_prompt", ""))
         data["seed_random"] = False
         self.params_panel.set_params(data)
-        self.statusBar().showMessage("Parameters loaded.")
+        self.statusBar().showMessage(
+            f"Parameters loaded: “{request.prompt[:40]}”, seed {request.seed}, "
+            f"{request.width}×{request.height}, {request.steps} steps.")
 
     def set_init_image(self, path: str | Path) -> None:
         """Use the image at `path` as the img2img init image."""
@@ -262,7 +417,12 @@ class MainWindow(QMainWindow):
         """Every EngineEvent of the worker, in the GUI thread."""
         kind = ev.kind
         if kind is EventKind.NOTICE:
-            self.statusBar().showMessage(ev.payload)
+            # A run's notice stays with the run's image; one that ends in "…" only says what
+            # is going on now ("Loading model …"), like the notices between jobs.
+            if ev.job_id and not str(ev.payload).endswith("…"):
+                self._add_notices(ev.job_id, [ev.payload])
+            else:
+                self.statusBar().showMessage(ev.payload)
         elif kind is EventKind.READY:
             self._on_core_ready(ev.payload)
         elif kind is EventKind.LOADED:
@@ -322,16 +482,34 @@ class MainWindow(QMainWindow):
             self.params_panel.set_params({"guidance": guidance})
         self._model_guidance = guidance
 
+    def _add_notices(self, job_id: int, notices: list[str]) -> None:
+        known = self._run_notices.setdefault(job_id, [])
+        for notice in notices:
+            if notice not in known:
+                known.append(notice)
+                self.notices_panel.add(job_id, notice)
+        if job_id == self._last_started:
+            self.preview_panel.set_notices(known)
+
     def _on_started(self, job_id: int) -> None:
         self._quiet_failures = False
         self._last_started = job_id
         self._job_started_at = time.monotonic()
-        self.preview_panel.begin(f"Job #{job_id}")
+        request = self.jobs.running.request if self.jobs.running is not None else None
+        estimate = self.estimate_seconds(request) if request is not None else 0.0
+        note = f" · estimated {_duration(estimate)}" if estimate > 10 else ""
+        self.preview_panel.begin(f"Job #{job_id}{note}")
 
     def _on_step(self, job_id: int, sp: StepPreview) -> None:
         if job_id != self._last_started:
             return
         self.preview_panel.show_step(sp)
+        if self.jobs.cancelling:
+            self.preview_panel.caption.setText(f"Cancelling… (step {sp.step}/{sp.total})")
+        request = self.jobs.running.request if self.jobs.running is not None else None
+        if request is not None and sp.step and sp.elapsed > 0:
+            mpx = request.width * request.height * request.batch_size / 1e6
+            self._seconds_per_mpx_step = sp.elapsed / sp.step / max(mpx, 1e-6)
         self.channels_panel.record_step(sp.step, sp.channels)
         self.stepShown.emit(sp.step)
 
@@ -339,13 +517,14 @@ class MainWindow(QMainWindow):
         """Every finished image arrives here once: shown, and saved to the gallery (on the
         gallery's save thread; a failure is one sentence and the image is kept elsewhere) with
         the record the engine built from the loaded model."""
-        self.session_gallery.add_image(result.image, result.request, result.seed)
+        self.session_gallery.add_image(result.image, result.request, result.seed,
+                                       result.notices)
         self.gallery_panel.save_image(result.event.image, result.request, result.seed,
                                       result.event.record)
+        job_id = self._last_started or 0
         if result.index == 0:
             self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
-        for notice in result.notices:
-            self.statusBar().showMessage(notice)
+        self._add_notices(job_id, result.notices)
 
     def _on_failed(self, message: str) -> None:
         if self._pending is not None:  # the model did not open: mark it, undo its CFG
@@ -363,7 +542,9 @@ class MainWindow(QMainWindow):
             seconds = time.monotonic() - self._job_started_at
             self.preview_panel.end(outcome, seconds)
             if outcome is EventKind.FINISHED:
-                self.statusBar().showMessage(f"Done in {seconds:.1f} s.")
+                count = len(self._run_notices.get(job_id, []))
+                extra = f" {count} notice{'s' * (count > 1)} under the image." if count else ""
+                self.statusBar().showMessage(f"Done in {seconds:.1f} s.{extra}")
         if job_id:
             self.jobFinished.emit(job_id, outcome)
 
@@ -380,13 +561,51 @@ class MainWindow(QMainWindow):
         self.params_panel.model.set_models_folder(self.settings.models_folder())
         params = self.settings.params()
         self.prompt_panel.set_texts(params.pop("prompt"), params.pop("negative_prompt"))
+        # Not the init image or mask: a Generate after a restart must not be silently img2img.
+        params.pop("init_image", None)
+        params.pop("mask", None)
         self.params_panel.set_params(params)
         geometry = self.settings.geometry()
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1280, 800)
+        restored = geometry is not None and self.restoreGeometry(geometry)
+        available = self.available_geometry()
+        if restored:  # the screen may have changed since: keep the window on it
+            if not self.isMaximized() and not self.isFullScreen():
+                self.setGeometry(fit_rect(self.geometry(), available))
+        else:
+            w = min(DEFAULT_SIZE[0], int(available.width() * SCREEN_FILL))
+            h = min(DEFAULT_SIZE[1], int(available.height() * SCREEN_FILL))
+            self.setGeometry(fit_rect(QRect(0, 0, w, h).translated(
+                available.center() - QRect(0, 0, w, h).center()), available))
         state = self.settings.window_state()
-        if state is not None:
-            self.restoreState(state)
+        if state is not None and self.restoreState(state):
+            self._split_width = self.width()  # the user's own split
+            self._bring_floating_docks_back(available)
+        self._restore_queue()
+
+    def available_geometry(self) -> QRect:
+        """The screen's free area (without panels and task bars), in Qt's scaled pixels."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else QRect(0, 0, *DEFAULT_SIZE)
+
+    def _bring_floating_docks_back(self, available: QRect) -> None:
+        for dock in self.findChildren(QDockWidget):
+            if dock.isFloating():
+                dock.setGeometry(fit_rect(dock.geometry(), available))
+
+    def _restore_queue(self) -> None:
+        """The jobs kept at the last close wait again, paused until the user resumes."""
+        kept = self.settings.saved_queue()
+        if not kept:
+            return
+        self.jobs.set_paused(True)
+        for request in kept:
+            self.jobs.submit(request, f"{request.prompt[:32]} · {request.width}×"
+                                      f"{request.height} · seed {request.seed} (kept)")
+        self.settings.set_saved_queue([])
+        message = (f"{len(kept)} job{'s' * (len(kept) > 1)} kept from last time wait in the "
+                   f"queue: untick Pause to run them.")
+        self.notices_panel.add(0, message)
+        QTimer.singleShot(0, lambda: self.statusBar().showMessage(message))
 
     def save_settings(self) -> None:
         self._save_params()
@@ -394,7 +613,41 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     # --- window events ------------------------------------------------------------------------
+    def ask_close(self) -> str:
+        """Closing with unfinished jobs: wait for them, keep them for next time, discard them, or
+        stay (tests replace this)."""
+        running = self.jobs.running is not None and not self.jobs.cancelling
+        waiting = len(self.jobs.waiting)
+        what = ", ".join(p for p in ("a job is running" if running else "",
+                                     f"{waiting} waiting" if waiting else "") if p)
+        box = QMessageBox(QMessageBox.Icon.Question, "sdstudio",
+                          f"Quit now? {what.capitalize()}.", parent=self)
+        box.setInformativeText("Finished images are saved in any case.")
+        choices: dict[object, str] = {
+            box.addButton("Finish, then quit", QMessageBox.ButtonRole.AcceptRole): CLOSE_WAIT,
+            box.addButton("Keep the queue for next time",
+                          QMessageBox.ButtonRole.AcceptRole): CLOSE_KEEP,
+            box.addButton("Discard and quit", QMessageBox.ButtonRole.DestructiveRole):
+                CLOSE_DISCARD,
+        }
+        stay = box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(stay)
+        box.exec()
+        return choices.get(box.clickedButton(), CLOSE_STAY)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        unfinished = self.jobs.unfinished()
+        if unfinished:
+            choice = self.ask_close()
+            if choice in (CLOSE_STAY, CLOSE_WAIT):
+                event.ignore()
+                if choice == CLOSE_WAIT:
+                    self._quit_when_idle = True
+                    self.jobs.set_paused(False)
+                    self.statusBar().showMessage("sdstudio quits when the queue is done.")
+                return
+            if choice == CLOSE_KEEP:
+                self.settings.set_saved_queue([job.request for job in unfinished])
         self.save_settings()
         if self.last_error_dialog is not None:
             self.last_error_dialog.close()
@@ -403,6 +656,18 @@ class MainWindow(QMainWindow):
         self.gallery_panel.shutdown()  # finishes pending saves: no image is lost on exit
         self.prompt_history.history.close()
         event.accept()
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        if not self._split_width:  # first start: the default split once the size is known
+            QTimer.singleShot(0, self.apply_default_split)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        # A big change (maximised, restored, moved to another screen): the preview keeps the
+        # most room. Small drags of the window edge leave the user's split alone.
+        if self._split_width and abs(self.width() - self._split_width) > 0.15 * self._split_width:
+            QTimer.singleShot(0, self.apply_default_split)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
         if dropped_image_path(event):
@@ -416,5 +681,36 @@ class MainWindow(QMainWindow):
             QTimer.singleShot(0, lambda: self._handle_drop(path))
 
     def _handle_drop(self, path: str) -> None:
-        if not self.gallery_panel.handle_drop(path):  # no parameters: it is an init image
+        if self.gallery_panel.handle_drop(path):  # it had parameters: the gallery asked
+            return
+        choice = self.ask_plain_drop(path)  # no parameters: ask what the image is for
+        if choice == "init":
             self.set_init_image(path)
+            self.statusBar().showMessage(f"Init image: {Path(path).name} (img2img is on).")
+        elif choice == "mask":
+            self.params_panel.mask_slot.set_path(path)
+            self.params_dock.raise_()
+            self.statusBar().showMessage(f"Mask: {Path(path).name}.")
+        elif choice == "vae":
+            self.vae_lab_dock.show()
+            self.vae_lab_dock.raise_()
+            self.vae_lab.open_image(path)
+
+    def ask_plain_drop(self, path: str) -> str:
+        """An image without parameters was dropped: "init", "mask", "vae" or "cancel" (tests
+        replace this)."""
+        box = QMessageBox(QMessageBox.Icon.Question, "sdstudio",
+                          f"{Path(path).name} has no generation parameters. Use it as…",
+                          parent=self)
+        choices: dict[object, str] = {
+            box.addButton("Init image (img2img)", QMessageBox.ButtonRole.AcceptRole): "init",
+            box.addButton("Mask", QMessageBox.ButtonRole.ActionRole): "mask",
+            box.addButton("VAE lab image", QMessageBox.ButtonRole.ActionRole): "vae",
+        }
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return choices.get(box.clickedButton(), "cancel")
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"

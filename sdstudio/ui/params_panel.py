@@ -29,17 +29,41 @@ from sdstudio.ui.image_slot import ImageSlot
 from sdstudio.ui.model_picker import ModelPicker
 from sdstudio.ui.panels.canvas import CanvasOptions
 
-SIZE_PRESETS: tuple[tuple[int, int], ...] = (
-    (64, 64), (128, 128), (256, 256), (512, 512), (512, 768), (768, 512),
-    (768, 768), (640, 384), (1024, 1024),
+SIZE_PRESETS: tuple[tuple[int, int], ...] = (  # before a model is loaded (the demo model's 128)
+    (64, 64), (96, 96), (128, 128), (192, 192), (256, 256), (128, 192), (192, 128),
 )
+NATIVE_FACTORS = (0.5, 0.75, 1.0, 1.5, 2.0)  # the sizes a model can make without tiling its shapes
+TOO_BIG_FACTOR = 2.0  # more than this times the native side: the model repeats its shapes
+SD_MAX_PIXELS = 2048 * 2048  # for SD-sized models (native >= 512): over this, warn
+
+
+def presets_for(native: int) -> list[tuple[int, int]]:
+    """Square sizes from 0.5x to 2x the model's native side, then 2:3 and 3:2 at native area."""
+    sizes = [(_round8(native * f),) * 2 for f in NATIVE_FACTORS]
+    long, short = _round8(native * 1.22), _round8(native * 0.82)
+    sizes += [(short, long), (long, short)]
+    return list(dict.fromkeys(s for s in sizes if s[0] >= 8 and s[1] >= 8))
+
+
+def size_warning(width: int, height: int, native: int) -> str | None:
+    """One sentence when a size is far above what the model was trained at, else None."""
+    if native <= 0:
+        return None
+    if native < 512:
+        too_big = max(width, height) > TOO_BIG_FACTOR * native
+    else:
+        too_big = width * height > SD_MAX_PIXELS
+    if not too_big:
+        return None
+    return (f"{width}×{height} is far above this model's native {native}×{native}: it will "
+            f"repeat (tile) its shapes across the image and each step takes much longer.")
 
 
 def random_seed() -> int:
     return random.randrange(2**32)
 
 
-def _round8(value: int) -> int:
+def _round8(value: float) -> int:
     return max(8, int(round(value / 8)) * 8)
 
 
@@ -78,9 +102,7 @@ class ParamsPanel(QWidget):
             box.editingFinished.connect(lambda b=box: b.setValue(_round8(b.value())))
         self.size_preset = QComboBox()
         self.size_preset.setObjectName("size_preset")
-        self.size_preset.addItem("Presets…")
-        for w, h in SIZE_PRESETS:
-            self.size_preset.addItem(f"{w}×{h}", (w, h))
+        self._fill_presets(list(SIZE_PRESETS), 0)
         self.size_preset.activated.connect(self._apply_preset)
         self.swap = QToolButton()
         self.swap.setText("⇄")
@@ -197,14 +219,18 @@ class ParamsPanel(QWidget):
 
     # --- size -------------------------------------------------------------------------------
     def set_native_size(self, size: int) -> None:
-        """Offer the loaded model's native size as the first preset."""
-        label = f"Native {size}×{size}"
-        if self.size_preset.count() > 1 and str(self.size_preset.itemText(1)).startswith("Native"):
-            self.size_preset.removeItem(1)
+        """Offer sizes around the loaded model's native size (0.5x to 2x, and 2:3 / 3:2)."""
         if size > 0:
-            self.size_preset.insertItem(1, label, (size, size))
+            self._fill_presets(presets_for(size), size)
         self.width_.setToolTip(f"Multiple of 8; this model was trained at {size}×{size}")
         self.height_.setToolTip(self.width_.toolTip())
+
+    def _fill_presets(self, sizes: list[tuple[int, int]], native: int) -> None:
+        self.size_preset.clear()
+        self.size_preset.addItem("Presets…")
+        for w, h in sizes:
+            label = f"{w}×{h}" + (" (native)" if (w, h) == (native, native) else "")
+            self.size_preset.addItem(label, (w, h))
 
     def _apply_preset(self, index: int) -> None:
         data = self.size_preset.itemData(index)

@@ -33,10 +33,18 @@ class PreviewPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).")
+        # pixel-exact by default: a 128 px image scaled smoothly looks blurred (View menu: smooth)
+        self.view = ImageView("Type a prompt and press Generate (Ctrl+Enter).", smooth=False)
         self.view.setObjectName("preview")
         self.caption = QLabel("Idle")
         self.caption.setObjectName("preview_caption")
+        self.caption.setWordWrap(True)
+        # The run's notices stay here, under its image, until the next run begins.
+        self.notices = QLabel("")
+        self.notices.setObjectName("preview_notices")
+        self.notices.setWordWrap(True)
+        self.notices.setStyleSheet("color: #8a4b00;")  # dark amber: 6:1 on a light window
+        self.notices.setVisible(False)
         self.progress = QProgressBar()
         self.progress.setObjectName("progress")
         self.progress.setRange(0, 1)
@@ -66,6 +74,7 @@ class PreviewPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.view, 1)
         layout.addWidget(self.caption)
+        layout.addWidget(self.notices)
         layout.addWidget(self.progress)
         layout.addLayout(scrub)
         self.scrubber.valueChanged.connect(self._scrub)
@@ -80,6 +89,16 @@ class PreviewPanel(QWidget):
         self.progress.setRange(0, 0)  # busy until the first step arrives
         self.progress.setFormat("")
         self.caption.setText(total_label)
+        self.set_notices([])
+
+    def set_notices(self, notices: list[str]) -> None:
+        """The notices of the image shown (warning sign and one line each)."""
+        self.notices.setText("\n".join(f"⚠ {n}" for n in notices))
+        self.notices.setVisible(bool(notices))
+
+    def notice_texts(self) -> list[str]:
+        text = self.notices.text()
+        return [line.removeprefix("⚠ ") for line in text.splitlines()] if text else []
 
     def show_step(self, sp: StepPreview) -> None:
         self._history.append((f"step {sp.step}", sp.step, sp.preview, sp.denoised))

@@ -1,12 +1,11 @@
-"""Prompt and negative prompt, Generate / Cancel, and the queue of waiting jobs."""
+"""Prompt and negative prompt, Generate / Cancel (the queue has its own panel)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QPlainTextEdit,
     QPushButton,
     QVBoxLayout,
@@ -27,20 +26,16 @@ class PromptPanel(QWidget):
         self.negative.setObjectName("negative_prompt")
         self.negative.setPlaceholderText("Negative prompt: what to avoid (optional)")
         self.negative.setMaximumHeight(60)
+        self.prompt.setMinimumHeight(44)  # small screens: the text scrolls, the buttons stay
+        self.negative.setMinimumHeight(32)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generate")
         self.generate_button.setToolTip("Generate (Ctrl+Enter); pressed while running, it queues")
         self.generate_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancel")
-        self.cancel_button.setToolTip("Stop the running job and drop the queue (Esc)")
+        self.cancel_button.setToolTip("Stop the running job; the waiting ones stay (Esc)")
         self.cancel_button.setEnabled(False)
-        self.queue = QListWidget()
-        self.queue.setObjectName("queue")
-        self.queue.setMaximumHeight(70)
-        self.queue.setTextElideMode(Qt.TextElideMode.ElideRight)
-        self.queue.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.queue_label = QLabel("Queue: empty")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 2)
@@ -51,8 +46,6 @@ class PromptPanel(QWidget):
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
         layout.addLayout(buttons)
-        layout.addWidget(self.queue_label)
-        layout.addWidget(self.queue)
         self.generate_button.clicked.connect(self.generateRequested)
         self.cancel_button.clicked.connect(self.cancelRequested)
 
@@ -62,15 +55,3 @@ class PromptPanel(QWidget):
     def set_texts(self, prompt: str, negative: str) -> None:
         self.prompt.setPlainText(prompt)
         self.negative.setPlainText(negative)
-
-    def show_queue(self, items: list[tuple[int, str]], running: int | None) -> None:
-        self.queue.clear()
-        for job_id, summary in items:
-            state = "running" if job_id == running else "waiting"
-            self.queue.addItem(f"#{job_id} {state}: {summary}")
-        waiting = sum(1 for job_id, _ in items if job_id != running)
-        if not items:
-            self.queue_label.setText("Queue: empty")
-        else:
-            self.queue_label.setText(f"Queue: {'1 running, ' if running else ''}{waiting} waiting")
-        self.cancel_button.setEnabled(bool(items))

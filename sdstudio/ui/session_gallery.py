@@ -29,13 +29,15 @@ class SessionGallery(QListWidget):
         self.customContextMenuRequested.connect(self._menu)
         self.itemDoubleClicked.connect(lambda it: self.showRequested.emit(it.data(_IMAGE)))
 
-    def add_image(self, image: QImage, request: Any, seed: int) -> None:
+    def add_image(self, image: QImage, request: Any, seed: int,
+                  notices: list[str] | None = None) -> None:
         thumb = QPixmap.fromImage(image).scaled(
             THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation)
         item = QListWidgetItem(QIcon(thumb), f"seed {seed}")
         prompt = getattr(request, "prompt", "")
-        item.setToolTip(f"{prompt}\nseed {seed}")
+        notes = "".join(f"\n⚠ {n}" for n in notices or [])
+        item.setToolTip(f"{prompt}\nseed {seed}{notes}")
         item.setData(_IMAGE, image)
         item.setData(_REQUEST, request)
         self.insertItem(0, item)

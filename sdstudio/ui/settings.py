@@ -16,7 +16,9 @@ from typing import Any
 from PySide6.QtCore import QByteArray, QSettings
 
 from sdstudio.core import defaults as d
+from sdstudio.core.errors import UserError
 from sdstudio.core.paths import config_dir, default_gallery_dir, default_models_dir
+from sdstudio.core.request import GenerationRequest
 
 # The generation fields the window restores (GenerationRequest's names, plus `seed_random`, a
 # UI-only choice). The window starts at the demo model's size; a loaded model's size replaces it.
@@ -90,6 +92,7 @@ class Settings:
     GALLERY_FOLDER = "gallery/folder"
     GEOMETRY = "window/geometry"
     STATE = "window/state"
+    QUEUE = "queue/saved"  # the jobs kept for the next start, as request JSON
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
         if qsettings is None:
@@ -145,6 +148,25 @@ class Settings:
     def set_window(self, geometry: QByteArray, state: QByteArray) -> None:
         self.qsettings.setValue(self.GEOMETRY, geometry)
         self.qsettings.setValue(self.STATE, state)
+
+    # --- the queue kept for the next start -------------------------------------------------
+    def saved_queue(self) -> list[GenerationRequest]:
+        """The requests kept at the last close; one that no longer validates is dropped."""
+        items = self._json(self.QUEUE, [])
+        kept = []
+        for item in items if isinstance(items, list) else []:
+            try:
+                kept.append(GenerationRequest.from_dict(item).validate())
+            except (UserError, TypeError, AttributeError, ValueError):
+                continue
+        return kept
+
+    def set_saved_queue(self, requests: list[GenerationRequest]) -> None:
+        if requests:
+            self.qsettings.setValue(self.QUEUE, json.dumps([r.to_dict() for r in requests],
+                                                           ensure_ascii=False))
+        else:
+            self.qsettings.remove(self.QUEUE)
 
     def sync(self) -> None:
         self.qsettings.sync()

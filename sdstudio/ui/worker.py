@@ -75,8 +75,9 @@ class FinishedImage:
 
 
 class GenerationWorker(QObject):
-    """Runs in its own QThread. Slots are called through queued signals; `cancel_upto` is the one
-    method the GUI thread calls directly (it only sets an int, which is atomic).
+    """Runs in its own QThread. Slots are called through queued signals; `cancel_upto` and
+    `cancel_job` are the methods the GUI thread calls directly (they set an int or add to a set,
+    atomic under the GIL; the running job reads them before each step and between UNet blocks).
 
     A subclass (the tests' FakeWorker) overrides `_warm_up`, `_load_model` and `_run_job`, never
     the slots themselves: PySide6 runs an overridden slot in the *sender's* thread."""
@@ -88,6 +89,7 @@ class GenerationWorker(QObject):
         super().__init__()
         self._preview_interval = preview_interval
         self._cancel_upto = 0  # jobs with an id <= this are cancelled
+        self._cancelled_ids: set[int] = set()  # and these, one by one
         self.engine = engine or Engine()
         self._last_preview = 0.0
         self._core_ready = False
@@ -97,6 +99,13 @@ class GenerationWorker(QObject):
     def cancel_upto(self, job_id: int) -> None:
         """Cancel the running job and every queued one with an id <= job_id (thread-safe)."""
         self._cancel_upto = max(self._cancel_upto, job_id)
+
+    def cancel_job(self, job_id: int) -> None:
+        """Cancel this one job, running or not yet started (thread-safe)."""
+        self._cancelled_ids.add(job_id)
+
+    def is_cancelled(self, job_id: int) -> bool:
+        return job_id <= self._cancel_upto or job_id in self._cancelled_ids
 
     # --- slots, run in the worker thread ---------------------------------------------------
     @Slot()
@@ -146,7 +155,7 @@ class GenerationWorker(QObject):
         self._notice(f"Model {model_label(model)} loaded in {info.seconds:.1f} s.")
 
     def _run_job(self, job: Job) -> None:
-        if job.job_id <= self._cancel_upto:
+        if self.is_cancelled(job.job_id):
             self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
             return
         if not self._warm_up():
@@ -154,7 +163,7 @@ class GenerationWorker(QObject):
             return
         self._last_preview = 0.0
         self.engine.run_job(job.job_id, job.request, self._forward(job.job_id),
-                            should_cancel=lambda: job.job_id <= self._cancel_upto)
+                            should_cancel=lambda: self.is_cancelled(job.job_id))
 
     # --- internals -------------------------------------------------------------------------
     def _notice(self, text: str) -> None:

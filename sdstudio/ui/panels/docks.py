@@ -26,7 +26,8 @@ def add_teaching_docks(w: MainWindow) -> None:
     w.step_through = StepThroughPanel(params=lambda: _request_fields(w))
     w.vae_lab_dock = w._dock("VAE lab", "vae_lab_dock", _scrolled(w.vae_lab), right)
     w.step_dock = w._dock("Step through", "step_dock", _scrolled(w.step_through), right)
-    w.schedule_dock = w._dock("Noise schedule", "schedule_dock", w.schedule_panel, right)
+    w.schedule_dock = w._dock("Noise schedule", "schedule_dock", _scrolled(w.schedule_panel),
+                             right)
     w.tabifyDockWidget(w.preview_dock, w.vae_lab_dock)
     w.tabifyDockWidget(w.preview_dock, w.step_dock)
     w.tabifyDockWidget(w.channels_dock, w.schedule_dock)
