@@ -41,6 +41,7 @@ from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.panels.docks import add_teaching_docks
+from sdstudio.ui.panels.loras import LoraPanel
 from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_history_panel import PromptHistoryPanel
@@ -150,6 +151,8 @@ class MainWindow(QMainWindow):
         self.prompt_history = PromptHistoryPanel()
         self.prompt_history.promptChosen.connect(self.prompt_panel.set_texts)
         tabs.addTab(self.prompt_history, "Prompts")
+        self.lora_panel = LoraPanel(self.prompt_panel.prompt, self.params_panel.model)
+        tabs.addTab(self.lora_panel, "LoRAs")
         self.gallery_dock.setWidget(tabs)
         self.gallery_dock.setWindowTitle("Gallery")
         self.gallery_panel.reuseRequested.connect(self.apply_request)
@@ -185,6 +188,7 @@ class MainWindow(QMainWindow):
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
+        self.params_panel.modelChosen.connect(self.prompt_panel.count_with)  # token counter
         self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
             lambda f: self.settings.set_models_folder(Path(f)))
@@ -381,6 +385,7 @@ class MainWindow(QMainWindow):
         params = self.settings.params()
         self.prompt_panel.set_texts(params.pop("prompt"), params.pop("negative_prompt"))
         self.params_panel.set_params(params)
+        self.prompt_panel.count_with(self.params_panel.model.current_model())
         geometry = self.settings.geometry()
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1280, 800)
