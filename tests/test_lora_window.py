@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from sdstudio.core.adapters.apply import lora_folders
+from sdstudio.core.conditioning.counter import counter_text, load_tokenizer, tokenizer_folder
 from sdstudio.core.conditioning.lora_tags import set_lora_tag
 from sdstudio.core.events import EventKind
 from sdstudio.core.paths import default_models_dir
@@ -159,6 +160,11 @@ def test_window_lora_tag_changes_the_image(qtbot, tiny_model_dir, tmp_path):
         if ev.kind is EventKind.IMAGE else None)
     with qtbot.waitSignal(w.modelReady, timeout=WAIT_MS):
         w.start_engine()
+    tiny = load_tokenizer(tokenizer_folder(str(tiny_model_dir)))  # counted with the loaded one
+    assert tokenizer_folder(str(tiny_model_dir)) == Path(tiny_model_dir) / "tokenizer"
+    w.prompt_panel.set_texts("a red cat <lora:tinystyle:1>", "")
+    qtbot.waitUntil(lambda: w.prompt_panel.prompt_tokens.text() == counter_text(
+        tiny, "a red cat <lora:tinystyle:1>"), timeout=10_000)
     for prompt in ("a red cat", "a red cat <lora:tinystyle:1>", "a red cat"):
         w.prompt_panel.set_texts(prompt, "")
         with qtbot.waitSignal(w.jobFinished, timeout=WAIT_MS) as blocker:
@@ -168,3 +174,12 @@ def test_window_lora_tag_changes_the_image(qtbot, tiny_model_dir, tmp_path):
     base, with_lora, again = images
     assert np.abs(base - with_lora).mean() > 2  # the LoRA's effect is visible
     assert np.array_equal(base, again)  # and it is gone once the tag is
+
+
+def test_counter_counts_as_a1111_does():
+    """Tags are not counted; a prompt edited during the steps counts its longest text."""
+    tokenizer = load_tokenizer(tokenizer_folder("x.safetensors"))
+    assert counter_text(tokenizer, "a red cat <lora:style:0.5>") == "3/75"
+    assert counter_text(tokenizer, "[a red cat:a very big blue dog:0.5]") == "5/75"
+    # 120 tokens; the first chunk ends at its last comma and counts as a full 75 (A1111)
+    assert counter_text(tokenizer, "a, b " * 40) == "121/150 · 2 chunks"

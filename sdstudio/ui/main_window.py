@@ -188,7 +188,6 @@ class MainWindow(QMainWindow):
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
         self.params_panel.modelChosen.connect(self._preload)
-        self.params_panel.modelChosen.connect(self.prompt_panel.count_with)  # token counter
         self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
             lambda f: self.settings.set_models_folder(Path(f)))
@@ -301,6 +300,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self._pending = None
         self.params_panel.model.mark_loaded(info.model)
+        self.prompt_panel.count_with(info.model)  # the token counter uses its tokenizer
         size_text = f" · native {info.native_size}px" if info.native_size else ""
         self.model_label.setText(f"Model: {info.name} · {info.device} · {info.dtype}{size_text}")
         self.model_label.setToolTip(info.model)

@@ -12,6 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from sdstudio.core.conditioning.chunks import chunk_length, token_counts
+from sdstudio.core.conditioning.extra_networks import parse_extra_networks
+from sdstudio.core.conditioning.schedules import schedule
+from sdstudio.core.defaults import DEFAULT_STEPS
 from sdstudio.core.paths import demo_model_dir, resources_dir
 
 
@@ -43,8 +46,17 @@ def _load(folder: Path):
     return CLIPTokenizer.from_pretrained(str(folder))
 
 
-def counter_text(tokenizer, text: str) -> str:
-    """"12/75", or "80/150 · 2 chunks" once the prompt fills more than one chunk."""
-    used, available = token_counts(tokenizer, text)
+def counter_text(tokenizer, text: str, steps: int = DEFAULT_STEPS) -> str:
+    """"12/75", or "80/150 · 2 chunks" once the prompt fills more than one chunk.
+
+    As A1111's counter (modules/ui.py `update_token_counter`): <lora:...> tags are taken out, and
+    a prompt that changes during the steps ([a:b:0.5], [a|b]) counts its longest text.
+    """
+    text, _ = parse_extra_networks(text)
+    try:
+        texts = [t for _, t in schedule(text, steps)]
+    except Exception:  # noqa: BLE001 - a half-typed bracket counts as plain text
+        texts = [text]
+    used, available = max((token_counts(tokenizer, t) for t in texts), key=lambda c: c[0])
     chunks = available // chunk_length(tokenizer)
     return f"{used}/{available}" + (f" · {chunks} chunks" if chunks > 1 else "")
