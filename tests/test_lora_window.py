@@ -16,6 +16,7 @@ from sdstudio.core.events import EventKind
 from sdstudio.core.paths import default_models_dir
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.main_window import MainWindow
+from sdstudio.ui.panels.loras import HAS_PREVIEW
 from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.prompt_tools import PromptEdit
 from sdstudio.ui.settings import Settings
@@ -35,6 +36,17 @@ def _fake_lora(path: Path, sdxl: bool = False) -> None:
 
 
 @pytest.fixture
+def window(qtbot):
+    """A window without its engine; closed at the end, once its panels' threads are done."""
+    w = MainWindow()
+    qtbot.addWidget(w)
+    yield w
+    w.prompt_panel._tasks.wait()
+    w.lora_panel._tasks.wait()
+    w.close()
+
+
+@pytest.fixture
 def a1111_root(tmp_path):
     root = tmp_path / "webui"
     (root / "models" / "Stable-diffusion").mkdir(parents=True)
@@ -46,9 +58,8 @@ def a1111_root(tmp_path):
     return root
 
 
-def test_request_carries_models_folder_loras_embeddings_and_clip_skip(qtbot, a1111_root):
-    w = MainWindow()
-    qtbot.addWidget(w)
+def test_request_carries_models_folder_loras_embeddings_and_clip_skip(qtbot, window, a1111_root):
+    w = window
     w.params_panel.model.set_models_folder(a1111_root)
     w.params_panel.clip_skip.setValue(2)
     req = w.params_panel.request("a cat <lora:style:1>")
@@ -91,9 +102,8 @@ def test_token_counter_uses_the_models_own_tokenizer(qtbot):
     qtbot.waitUntil(lambda: panel.prompt_tokens.text().endswith("/30"), timeout=30_000)
 
 
-def test_lora_list_inserts_and_edits_tags(qtbot, a1111_root):
-    w = MainWindow()
-    qtbot.addWidget(w)
+def test_lora_list_inserts_and_edits_tags(qtbot, window, a1111_root):
+    w = window
     w.params_panel.model.set_models_folder(a1111_root)
     panel = w.lora_panel
     panel.rescan(force=True)
@@ -103,7 +113,7 @@ def test_lora_list_inserts_and_edits_tags(qtbot, a1111_root):
     ]
     qtbot.waitUntil(lambda: panel.list.item(0).text() == "style  ·  SD 1.x/2.x")
     assert panel.list.item(1).text() == "filmxl  ·  SDXL"
-    assert not panel.list.item(0).icon().isNull() and panel.list.item(1).icon().isNull()
+    assert panel.list.item(0).data(HAS_PREVIEW) and not panel.list.item(1).data(HAS_PREVIEW)
     w.prompt_panel.set_texts("a cat", "")
     panel.list.setCurrentRow(0)
     panel.slider.setValue(15)  # 0.75

@@ -84,7 +84,7 @@ class PromptEdit(QPlainTextEdit):
         self.completer.activated.connect(self.insert_lora_name)
 
     def set_lora_names(self, names: Callable[[], list[str]]) -> None:
-        """Where the names come from (called when `<lora:` is typed, so new files appear)."""
+        """Where the names come from (asked each time `<lora:` is typed)."""
         self.lora_names = names
 
     def _before_cursor(self) -> str:

@@ -27,6 +27,7 @@ from sdstudio.ui.model_picker import ModelPicker
 from sdstudio.ui.tasks import PoolTasks
 
 ICON = 64
+HAS_PREVIEW = Qt.ItemDataRole.UserRole + 1
 STEPS_PER_UNIT = 20  # the slider moves by 0.05
 
 
@@ -100,10 +101,14 @@ class LoraPanel(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, str(path))
             item.setToolTip(str(path))
             preview = preview_image(path)
-            if preview is not None:
-                item.setIcon(QIcon(QPixmap(str(preview)).scaled(
-                    ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio,
-                    Qt.TransformationMode.SmoothTransformation)))
+            picture = QPixmap(str(preview)) if preview is not None else QPixmap()
+            if picture.isNull():  # none (or unreadable): a blank square keeps the names aligned
+                picture = QPixmap(ICON, ICON)
+                picture.fill(Qt.GlobalColor.transparent)
+            else:
+                item.setData(HAS_PREVIEW, True)
+            item.setIcon(QIcon(picture.scaled(ICON, ICON, Qt.AspectRatioMode.KeepAspectRatio,
+                                              Qt.TransformationMode.SmoothTransformation)))
             self.list.addItem(item)
         if not self._files:  # a hint in the list itself: no extra row in a small dock
             where = discovery.kind_folders(folder, "loras")[0]
