@@ -282,10 +282,12 @@ def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_
     window.prompt_panel.set_texts("a red circle", "")
     with qtbot.waitSignal(window.gallery_panel.imageSaved, timeout=WAIT_MS) as saved:
         window.generate()
+    sent = window.params_panel.request("a red circle")  # the same folders as the job's
     assert main(["generate", "a red circle", "--model", str(tiny_model_dir), "--steps", "2",
                  "--seed", "11", "--guidance", "5", "--scheduler", "Euler", "--width", "32",
                  "--height", "32", "--device", "cpu", "--dtype", "fp32",
-                 "--out", str(tmp_path)]) == 0
+                 "--out", str(tmp_path), "--lora-dir", sent.lora_dir,  # the models folder's
+                 "--embeddings-dir", sent.embeddings_dir]) == 0
     ours, cli = read_png(saved.args[0]), read_png(next(tmp_path.glob("*.png")))
     skip = {"created"}
     assert {k: v for k, v in ours.record.items() if k not in skip} == {

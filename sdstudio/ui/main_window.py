@@ -53,6 +53,7 @@ from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue, QueueItem
 from sdstudio.ui.notices_panel import NoticesPanel
 from sdstudio.ui.panels.docks import add_teaching_docks
+from sdstudio.ui.panels.loras import LoraPanel
 from sdstudio.ui.params_panel import ParamsPanel, size_warning
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_history_panel import PromptHistoryPanel
@@ -222,6 +223,8 @@ class MainWindow(QMainWindow):
         self.prompt_history = PromptHistoryPanel()
         self.prompt_history.promptChosen.connect(self.prompt_panel.set_texts)
         tabs.addTab(self.prompt_history, "Prompts")
+        self.lora_panel = LoraPanel(self.prompt_panel.prompt, self.params_panel.model)
+        tabs.addTab(self.lora_panel, "LoRAs")
         self.gallery_dock.setWidget(tabs)
         self.gallery_dock.setWindowTitle("Gallery")
         self.gallery_panel.reuseRequested.connect(self.apply_request)
@@ -457,6 +460,7 @@ class MainWindow(QMainWindow):
     def _on_model_loaded(self, info: ModelInfo) -> None:
         self._pending = None
         self.params_panel.model.mark_loaded(info.model)
+        self.prompt_panel.count_with(info.model)  # the token counter uses its tokenizer
         size_text = f" · native {info.native_size}px" if info.native_size else ""
         self.model_label.setText(f"Model: {info.name} · {info.device} · {info.dtype}{size_text}")
         self.model_label.setToolTip(info.model)
@@ -565,6 +569,7 @@ class MainWindow(QMainWindow):
         params.pop("init_image", None)
         params.pop("mask", None)
         self.params_panel.set_params(params)
+        self.prompt_panel.count_with(self.params_panel.model.current_model())
         geometry = self.settings.geometry()
         restored = geometry is not None and self.restoreGeometry(geometry)
         available = self.available_geometry()

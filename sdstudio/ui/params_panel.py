@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from sdstudio.core import defaults as d
+from sdstudio.core.models.discovery import kind_folders
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.image_slot import ImageSlot
 from sdstudio.ui.model_picker import ModelPicker
@@ -109,6 +110,9 @@ class ParamsPanel(QWidget):
         self.swap.setToolTip("Swap width and height")
         self.swap.clicked.connect(self._swap)
         self.batch = self._spin(1, d.MAX_BATCH, 1, "batch_size")
+        self.clip_skip = self._spin(1, 12, 1, "clip_skip")
+        self.clip_skip.setToolTip("A1111's Clip skip: 1 = the text encoder's last layer, "
+                                  "2 = the one before (anime models), …")
 
         self.init_image = ImageSlot("init image")
         self.init_image.setObjectName("init_image")
@@ -162,6 +166,7 @@ class ParamsPanel(QWidget):
         form.addRow("Seed", self._wrap(seed_row))
         form.addRow("Size", self._wrap(size_row))
         form.addRow("Batch", self.batch)
+        form.addRow("Clip skip", self.clip_skip)
         form.addRow("Device", self._wrap(dev_row))
 
         img = QGroupBox("Image to image / inpaint")
@@ -256,6 +261,7 @@ class ParamsPanel(QWidget):
             "width": _round8(self.width_.value()),
             "height": _round8(self.height_.value()),
             "batch_size": self.batch.value(),
+            "clip_skip": self.clip_skip.value(),
             "init_image": self.init_image.path(),
             "strength": round(self.strength.value(), 2),
             "mask": self.mask_slot.path(),
@@ -269,6 +275,9 @@ class ParamsPanel(QWidget):
         p = self.params()
         del p["seed_random"]
         p["seed"] = self.next_seed()
+        folder = self.model.models_folder()  # where <lora:NAME> and embeddings are found
+        p["lora_dir"] = str(kind_folders(folder, "loras")[0])
+        p["embeddings_dir"] = str(kind_folders(folder, "embeddings")[0])
         return GenerationRequest(prompt=prompt, negative_prompt=negative_prompt, **p)
 
     def set_params(self, p: dict[str, Any]) -> None:
@@ -291,6 +300,8 @@ class ParamsPanel(QWidget):
             self.height_.setValue(int(p["height"]))
         if "batch_size" in p:
             self.batch.setValue(int(p["batch_size"]))
+        if "clip_skip" in p:
+            self.clip_skip.setValue(int(p["clip_skip"]))
         if "init_image" in p:
             self.init_image.set_path(p["init_image"] if _exists(p["init_image"]) else None)
         if "strength" in p:

@@ -12,6 +12,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from sdstudio.ui.prompt_tools import PromptEdit, TokenCounter, TokenCounters
+from sdstudio.ui.tasks import PoolTasks
+
 
 class PromptPanel(QWidget):
     generateRequested = Signal()
@@ -19,7 +22,7 @@ class PromptPanel(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.prompt = QPlainTextEdit()
+        self.prompt = PromptEdit()  # `<lora:` completes LoRA names
         self.prompt.setObjectName("prompt")
         self.prompt.setPlaceholderText("Describe the image, e.g. a red circle on a blue background")
         self.negative = QPlainTextEdit()
@@ -28,6 +31,12 @@ class PromptPanel(QWidget):
         self.negative.setMaximumHeight(60)
         self.prompt.setMinimumHeight(44)  # small screens: the text scrolls, the buttons stay
         self.negative.setMinimumHeight(32)
+        self._tasks = PoolTasks(1, self)  # loads the counters' tokenizer off the GUI thread
+        self.prompt_tokens = TokenCounter(self.prompt, self._tasks)
+        self.prompt_tokens.setObjectName("prompt_tokens")
+        self.negative_tokens = TokenCounter(self.negative, self._tasks)
+        self.negative_tokens.setObjectName("negative_tokens")
+        self.counters = TokenCounters([self.prompt_tokens, self.negative_tokens], self._tasks)
         self.generate_button = QPushButton("Generate")
         self.generate_button.setObjectName("generate")
         self.generate_button.setToolTip("Generate (Ctrl+Enter); pressed while running, it queues")
@@ -41,13 +50,17 @@ class PromptPanel(QWidget):
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Prompt"))
+        layout.addLayout(_titled("Prompt", self.prompt_tokens))
         layout.addWidget(self.prompt, 3)
-        layout.addWidget(QLabel("Negative prompt"))
+        layout.addLayout(_titled("Negative prompt", self.negative_tokens))
         layout.addWidget(self.negative, 1)
         layout.addLayout(buttons)
         self.generate_button.clicked.connect(self.generateRequested)
         self.cancel_button.clicked.connect(self.cancelRequested)
+
+    def count_with(self, model: str) -> None:
+        """Count tokens with this model's tokenizer."""
+        self.counters.count_with(model)
 
     def texts(self) -> tuple[str, str]:
         return self.prompt.toPlainText().strip(), self.negative.toPlainText().strip()
@@ -55,3 +68,11 @@ class PromptPanel(QWidget):
     def set_texts(self, prompt: str, negative: str) -> None:
         self.prompt.setPlainText(prompt)
         self.negative.setPlainText(negative)
+
+
+def _titled(title: str, counter: QLabel) -> QHBoxLayout:
+    row = QHBoxLayout()
+    row.addWidget(QLabel(title))
+    row.addStretch(1)
+    row.addWidget(counter)
+    return row

@@ -33,6 +33,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "width": d.DEMO_SIZE,
     "height": d.DEMO_SIZE,
     "batch_size": 1,
+    "clip_skip": 1,
     "init_image": None,
     "strength": d.DEFAULT_STRENGTH,
     "mask": None,
@@ -72,7 +73,7 @@ def _valid(name: str, value: Any) -> bool:
     if isinstance(default, int):
         limits = {"seed": (0, d.MAX_SEED), "steps": (1, d.MAX_STEPS),
                   "width": (8, d.MAX_SIDE), "height": (8, d.MAX_SIDE),
-                  "batch_size": (1, d.MAX_BATCH), "inpaint_padding": (0, d.MAX_SIDE),
+                  "batch_size": (1, d.MAX_BATCH), "clip_skip": (1, 12), "inpaint_padding": (0, d.MAX_SIDE),
                   "mask_blur": (0, d.MAX_MASK_BLUR), "hires_steps": (0, d.MAX_STEPS)}[name]
         return (isinstance(value, int) and not isinstance(value, bool)
                 and limits[0] <= value <= limits[1])

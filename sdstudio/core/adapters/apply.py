@@ -16,6 +16,8 @@ from sdstudio.core.adapters.lora import LoraSpec, has_loras, lora_set_for, reque
 from sdstudio.core.adapters.lora import short_hash as lora_short_hash
 from sdstudio.core.conditioning import parse_extra_networks
 from sdstudio.core.errors import UserError
+from sdstudio.core.models.discovery import kind_folders
+from sdstudio.core.paths import default_models_dir
 
 
 @dataclass
@@ -36,13 +38,20 @@ class Applied:
         return out
 
 
+def lora_folders(req) -> list[Path]:
+    """Where <lora:NAME> tags look: the request's LoRA folder, else (the CLI without --lora-dir)
+    the LoRA folders of the default models folder."""
+    if req.lora_dir:
+        return [Path(req.lora_dir).expanduser()]
+    return [f for f in kind_folders(default_models_dir(), "loras") if f.is_dir()]
+
+
 def infotext_for(req) -> dict[str, str]:
     """A1111's `Lora hashes` / `TI hashes` of a request, found from its files alone (for the
     PNG's parameters; the prompt keeps its <lora:...> tags, so reusing it finds them again)."""
     _, tags = parse_extra_networks(req.prompt)
-    folders = [Path(req.lora_dir).expanduser()] if req.lora_dir else []
     try:
-        loras = requested_loras(tags, req.loras, folders, [])
+        loras = requested_loras(tags, req.loras, lora_folders(req), [])
     except UserError:
         loras = []
     embeddings: dict[str, Path] = {}
@@ -60,8 +69,7 @@ def apply_adapters(model, req, notices: list[str]) -> Applied:
     _, negative_tags = parse_extra_networks(req.negative_prompt or "")
     if negative_tags:
         notices.append("LoRA tags in the negative prompt are taken out and not applied.")
-    folders = [Path(req.lora_dir).expanduser()] if req.lora_dir else []
-    applied.loras = requested_loras(tags, req.loras, folders, notices)
+    applied.loras = requested_loras(tags, req.loras, lora_folders(req), notices)
     if applied.loras or has_loras(model):
         lora_set_for(model).apply(applied.loras)
     if req.embeddings_dir:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sdstudio.core.adapters.host import host_pipeline
+from sdstudio.core.adapters.info import is_sdxl_lora
 from sdstudio.core.errors import UserError
 from sdstudio.core.models.checkpoints import _first_line, check_safetensors
 from sdstudio.core.models.hashing import sha256
@@ -169,17 +170,6 @@ def _quiet_transformers():
             yield
     finally:
         logging.set_verbosity(level)
-
-
-def is_sdxl_lora(state: dict) -> bool:
-    """SDXL LoRAs touch a second text encoder (kohya `lora_te2_`, diffusers `text_encoder_2.`) or
-    a second transformer block in a UNet attention (SD 1.x/2.x UNets have one per attention)."""
-    for key in state:
-        if key.startswith(("lora_te2_", "text_encoder_2.", "te2.")):
-            return True
-        if "transformer_blocks_1_" in key or "transformer_blocks.1." in key:
-            return True
-    return False
 
 
 def _read_safetensors(path: Path) -> dict:

@@ -106,6 +106,15 @@ def scan(root: str | os.PathLike[str]) -> ModelsFolder:
     return ModelsFolder(root, layout, found)
 
 
+def kind_folders(root: str | os.PathLike[str], kind: str) -> list[Path]:
+    """The folders where `root`'s layout keeps `kind` ("loras", "embeddings", ...), existing
+    ones first; the first one is where that kind belongs even when none exists yet."""
+    root = Path(root).expanduser()
+    layout, base = layout_of(root) if root.is_dir() else ("sdstudio", root)
+    found = [base / sub for sub in LAYOUTS[layout][kind] if sub != "."]
+    return sorted(found, key=lambda f: not f.is_dir())
+
+
 def scan_models(folder: str | os.PathLike[str]) -> list[str]:
     """The checkpoints of a models folder, as the strings the model picker lists."""
     return [str(p) for p in scan(folder).checkpoints]
