@@ -14,7 +14,7 @@ import sys
 
 from sdstudio.core.errors import UserError, describe, is_user_caused
 
-COMMAND_MODULES = ("generate", "vae", "schedulers", "gallery", "train_demo")
+COMMAND_MODULES = ("generate", "grid", "vae", "schedulers", "gallery", "train_demo")
 
 
 def import_errors() -> dict[str, str]:

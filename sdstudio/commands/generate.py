@@ -11,6 +11,7 @@ from sdstudio.core import defaults as d  # torch-free: `sdstudio --help` stays f
 
 if TYPE_CHECKING:
     from sdstudio.core.events import StepEvent
+    from sdstudio.core.request import GenerationRequest
 
 T = TypeVar("T")
 
@@ -18,6 +19,13 @@ T = TypeVar("T")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="generate images from a prompt (txt2img, img2img, inpaint)")
     p.add_argument("prompt")
+    add_generation_options(p)
+    p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
+    p.set_defaults(func=run)
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    """Every option of one generation (`generate` and `grid` share them)."""
     p.add_argument("--model", default=d.DEMO_MODEL,
                    help='"demo", a diffusers folder, a .safetensors/.ckpt file or a cached HF id')
     p.add_argument("--negative", default="", help="negative prompt")
@@ -37,13 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mask", default=None, help="inpainting mask: white = repaint, black = keep")
     p.add_argument("--device", default="auto", choices=d.DEVICES)
     p.add_argument("--dtype", default="auto", choices=d.DTYPES)
-    p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
-    p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Validate, load, apply the model's defaults to what was not given, generate, save."""
-    from sdstudio.core.engine import Engine
+def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, set[str]]:
+    """The validated request of the options, and the fields of it the user chose (the model's
+    own size and CFG scale fill the others once it is loaded)."""
     from sdstudio.core.errors import UserError
     from sdstudio.core.model_settings import recommended_guidance_for
     from sdstudio.core.request import GenerationRequest
@@ -60,6 +66,14 @@ def run(args: argparse.Namespace) -> int:
     for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
         if path and not Path(path).is_file():
             raise UserError(f"{what} {path} does not exist.")
+    return request, chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, load, apply the model's defaults to what was not given, generate, save."""
+    from sdstudio.core.engine import Engine
+
+    request, chosen = request_from_args(args)
     out = _out_dir(args.out)
 
     engine = Engine()
