@@ -41,6 +41,7 @@ from sdstudio.ui.gallery_panel import GalleryPanel
 from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue
 from sdstudio.ui.panels.docks import add_teaching_docks
+from sdstudio.ui.panels.grid import add_grid_dock
 from sdstudio.ui.params_panel import ParamsPanel
 from sdstudio.ui.preview_panel import PreviewPanel
 from sdstudio.ui.prompt_history_panel import PromptHistoryPanel
@@ -52,6 +53,7 @@ from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
     from sdstudio.ui.panels.docks import FinishOnClose
+    from sdstudio.ui.panels.grid import GridPanel
     from sdstudio.ui.panels.schedule import SchedulePanel
     from sdstudio.ui.panels.step_through import StepThroughPanel
     from sdstudio.ui.panels.vae_lab import VaeLabPanel
@@ -73,6 +75,8 @@ class MainWindow(QMainWindow):
     schedule_dock: QDockWidget
     step_dock: QDockWidget
     _teaching_close_filter: FinishOnClose
+    grid_panel: GridPanel  # made by ui/panels/grid.add_grid_dock
+    grid_dock: QDockWidget
 
     def __init__(self, settings: Settings | None = None,
                  worker: GenerationWorker | None = None) -> None:
@@ -98,6 +102,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._install_gallery()
         add_teaching_docks(self)  # VAE lab, noise schedule, step through
+        add_grid_dock(self)  # X/Y/Z sweeps: self.grid_panel in self.grid_dock
         self._build_actions()
         self.statusBar().addPermanentWidget(self.model_label)
         self._connect()
@@ -177,7 +182,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.prompt_dock, self.params_dock, self.preview_dock,
                      self.channels_dock, self.gallery_dock, self.vae_lab_dock, self.schedule_dock,
-                     self.step_dock):
+                     self.step_dock, self.grid_dock):
             view_menu.addAction(dock.toggleViewAction())
 
     def _connect(self) -> None:

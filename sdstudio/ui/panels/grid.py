@@ -1,0 +1,269 @@
+"""The Grid panel: an X/Y/Z sweep through the window's normal queue.
+
+Pick up to three axes and type their values (as A1111 writes them: `1-8`, `2,7.5`, ...); the
+panel shows the cell count and an estimated time (from the jobs this session ran) before it
+starts, or one sentence naming a bad value. Start queues one ordinary job per cell, so every
+cell is saved to the gallery with its parameters like any image; the grid fills in as cells
+finish and each finished Z grid is saved as `grid-NNNNN.png` (recording the sweep) in the
+gallery folder's `grids` folder. Cancel stops the running cell and drops the waiting ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sdstudio.core.errors import UserError
+from sdstudio.core.events import EngineEvent, EventKind
+from sdstudio.core.grid import AXES, Axis, Sweep, rate
+from sdstudio.core.grid_run import GridAssembler
+from sdstudio.core.request import GenerationRequest
+from sdstudio.ui.imaging import pil_to_qimage
+
+if TYPE_CHECKING:
+    from sdstudio.ui.jobs import JobQueue
+    from sdstudio.ui.main_window import MainWindow
+
+NOTHING = "Nothing"
+PLACEHOLDERS = {"seed": "1-4", "steps": "10-30 (+10)", "cfg": "2,7.5", "sampler": "Euler a,DDIM",
+                "prompt": "red,green (the first is searched for)", "width": "64,128",
+                "height": "64,128", "strength": "0.3-0.9 [3]", "model": "demo,/path/to/model"}
+
+
+class GridPanel(QWidget):
+    gridSaved = Signal(str)  # the path of a finished Z grid
+    sweepEnded = Signal(object)  # EventKind: FINISHED, CANCELLED or FAILED
+    cellShown = Signal(int)  # cells finished so far
+
+    def __init__(self, jobs: JobQueue, base: Callable[[bool], GenerationRequest],
+                 grids_folder: Callable[[], Path], parent: QWidget | None = None) -> None:
+        """`base(new_seed)`: the window's request as its fields stand (with the next seed when
+        `new_seed`: a random seed is drawn once per sweep); `grids_folder`: where grids go."""
+        super().__init__(parent)
+        self._jobs, self._base, self._grids_folder = jobs, base, grids_folder
+        self._rate: float | None = None  # seconds per step-megapixel, measured this session
+        self._started: dict[int, tuple[float, GenerationRequest]] = {}  # job id -> when, what
+        self._cells: dict[int, int] = {}  # job id -> cell index, of the sweep running
+        self._sweep: Sweep | None = None
+        self._assembler: GridAssembler | None = None
+        self._outcome = EventKind.FINISHED
+        self.saved: list[Path] = []
+        self._build()
+        jobs.engineEvent.connect(self._on_event)
+        self.update_summary()
+
+    def _build(self) -> None:
+        form = QGridLayout()
+        self.kinds: list[QComboBox] = []
+        self.values: list[QLineEdit] = []
+        for row, letter in enumerate("XYZ"):
+            kind = QComboBox()
+            kind.setObjectName(f"grid_{letter.lower()}_axis")
+            kind.addItem(NOTHING, "")
+            for axis in AXES:
+                kind.addItem(axis.label, axis.name)
+            values = QLineEdit()
+            values.setObjectName(f"grid_{letter.lower()}_values")
+            kind.currentIndexChanged.connect(lambda _i, k=kind, v=values: self._kind_changed(k, v))
+            values.textChanged.connect(self.update_summary)
+            form.addWidget(QLabel(f"{letter}:"), row, 0)
+            form.addWidget(kind, row, 1)
+            form.addWidget(values, row, 2)
+            self.kinds.append(kind)
+            self.values.append(values)
+        form.setColumnStretch(2, 1)
+        self.summary = QLabel()
+        self.summary.setObjectName("grid_summary")
+        self.summary.setWordWrap(True)
+        self.start_button = QPushButton("Start grid")
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.cancel_button)
+        buttons.addStretch(1)
+        self.progress = QLabel("")
+        self.progress.setObjectName("grid_progress")
+        self.view = QLabel("The grid appears here as its cells finish.")
+        self.view.setObjectName("grid_view")
+        self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.view.setMinimumSize(160, 160)
+        self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.summary)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.view, 1)
+
+    # --- the sweep --------------------------------------------------------------------------
+    def set_axis(self, letter: str, name: str, values: str) -> None:
+        """Choose an axis ("" for none) and its values, as a user would."""
+        i = "XYZ".index(letter.upper())
+        self.kinds[i].setCurrentIndex(max(0, self.kinds[i].findData(name)))
+        self.values[i].setText(values)
+
+    def _kind_changed(self, kind: QComboBox, values: QLineEdit) -> None:
+        values.setPlaceholderText(PLACEHOLDERS.get(kind.currentData(), ""))
+        self.update_summary()
+
+    def sweep(self, new_seed: bool = False) -> Sweep:
+        """The sweep the fields describe, validated (UserError: one sentence per problem)."""
+        axes: dict[str, Axis] = {}
+        for letter, kind, values in zip("xyz", self.kinds, self.values, strict=True):
+            if kind.currentData():
+                axes[letter] = Axis.make(kind.currentData(), values.text())
+        if not axes:
+            raise UserError("Choose at least one axis and its values.")
+        base = self._base(new_seed)
+        if not base.prompt:
+            raise UserError("Type a prompt first.")
+        chosen = frozenset(("width", "height", "guidance"))  # the window always sets these
+        return Sweep(base, chosen=chosen, **axes).validate()
+
+    @Slot()
+    def update_summary(self) -> None:
+        try:
+            sweep = self.sweep()
+        except UserError as exc:
+            self.summary.setText(str(exc))
+            self.start_button.setEnabled(False)
+            return
+        except Exception as exc:  # noqa: BLE001 - a half-typed value must never break the panel
+            self.summary.setText(f"Cannot read the grid: {exc}")
+            self.start_button.setEnabled(False)
+            return
+        text = sweep.summary(self._rate)
+        if self._rate is None:
+            text += "; the time is estimated after the first image of this session"
+        self.summary.setText(text + ".")
+        self.start_button.setEnabled(not self.running())
+
+    def running(self) -> bool:
+        return bool(self._cells)
+
+    @Slot()
+    def start(self) -> bool:
+        """Queue every cell as an ordinary job; False (and the reason shown) when it cannot."""
+        if self.running():
+            return False
+        try:
+            sweep = self.sweep(new_seed=True)
+        except UserError as exc:
+            self.summary.setText(str(exc))
+            return False
+        self._sweep, self._assembler = sweep, GridAssembler(sweep)
+        self._outcome, self.saved = EventKind.FINISHED, []
+        n = len(sweep)
+        for cell in sweep.cells():
+            job = self._jobs.submit(cell.request, f"grid cell {cell.index + 1}/{n}")
+            self._cells[job] = cell.index
+        self.start_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setText(f"0 of {n} cells")
+        return True
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.running():
+            self._outcome = EventKind.CANCELLED
+            self._jobs.cancel_all()
+
+    # --- events -----------------------------------------------------------------------------
+    @Slot(object)
+    def _on_event(self, ev: EngineEvent) -> None:
+        if ev.kind is EventKind.STARTED:  # every job of the session measures the rate
+            self._started = {ev.job_id: (time.monotonic(), ev.payload)}
+        elif ev.kind is EventKind.FINISHED and ev.job_id in self._started:
+            t0, request = self._started.pop(ev.job_id)
+            self._rate = rate(time.monotonic() - t0, request)
+        if ev.job_id not in self._cells:
+            return
+        if ev.kind is EventKind.IMAGE and self._assembler is not None:
+            self._on_cell(self._cells[ev.job_id], ev.payload.event.image)
+        elif ev.kind.ends_job:
+            del self._cells[ev.job_id]
+            if ev.kind is EventKind.FAILED:
+                self._outcome = EventKind.FAILED
+            if not self._cells:
+                self._end()
+
+    def _on_cell(self, index: int, image: object) -> None:
+        assert self._assembler is not None and self._sweep is not None
+        for iz in self._assembler.add(index, image):  # type: ignore[arg-type]
+            self._save(iz)
+        nx, ny, _ = self._sweep.shape
+        grid = self._assembler.grid(index // (nx * ny))
+        pixmap = QPixmap.fromImage(pil_to_qimage(grid))
+        self.view.setPixmap(pixmap.scaled(self.view.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                          Qt.TransformationMode.SmoothTransformation))
+        done = len(self._assembler.images)
+        self.progress.setText(f"{done} of {len(self._sweep)} cells")
+        self.cellShown.emit(done)
+
+    def _save(self, iz: int) -> None:
+        from sdstudio.core.grid_image import save_grid
+
+        assert self._assembler is not None and self._sweep is not None
+        try:
+            folder = self._grids_folder()
+            folder.mkdir(parents=True, exist_ok=True)
+            path = save_grid(folder, self._assembler.grid(iz), self._sweep, iz)
+        except (UserError, OSError) as exc:
+            self.progress.setText(f"The grid could not be saved: {exc}")
+            return
+        self.saved.append(path)
+        self.gridSaved.emit(str(path))
+
+    def _end(self) -> None:
+        self.cancel_button.setEnabled(False)
+        done = len(self._assembler.images) if self._assembler else 0
+        total = len(self._sweep) if self._sweep else 0
+        words = {EventKind.FINISHED: "Done", EventKind.CANCELLED: "Cancelled",
+                 EventKind.FAILED: "Stopped by an error"}
+        self.progress.setText(f"{words[self._outcome]}: {done} of {total} cells.")
+        self.update_summary()
+        self.sweepEnded.emit(self._outcome)
+
+
+def add_grid_dock(w: MainWindow) -> None:
+    """The Grid panel as `w.grid_panel` in `w.grid_dock`, tabbed with the parameters."""
+    from sdstudio.ui.gallery_panel import gallery_folder
+
+    def base(new_seed: bool) -> GenerationRequest:
+        prompt, negative = w.prompt_panel.texts()
+        if new_seed:
+            return w.params_panel.request(prompt, negative)
+        params = w.params_panel.params()
+        params.pop("seed_random", None)
+        return GenerationRequest(prompt=prompt, negative_prompt=negative, **params)
+
+    w.grid_panel = GridPanel(w.jobs, base, lambda: gallery_folder(w.settings) / "grids")
+    w.grid_dock = w._dock("Grid", "grid_dock", w.grid_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+    w.tabifyDockWidget(w.params_dock, w.grid_dock)
+    w.params_dock.raise_()
+    w.grid_panel.sweepEnded.connect(
+        lambda _outcome: w.statusBar().showMessage(w.grid_panel.progress.text()))
+    p = w.params_panel  # the count, the checks and the estimate follow the base request
+    for signal in (w.prompt_panel.prompt.textChanged, w.prompt_panel.negative.textChanged,
+                   p.steps.valueChanged, p.width_.valueChanged, p.height_.valueChanged,
+                   p.init_image.changed):
+        signal.connect(w.grid_panel.update_summary)
