@@ -17,6 +17,25 @@ from sdstudio.ui.main_window import MainWindow
 pytestmark = pytest.mark.timeout(180)
 
 
+@pytest.fixture
+def started(qtbot):
+    """started(worker, x, y): a window on `worker` with the grid's X and Y axes set, its engine
+    started; closed after the test."""
+    windows: list[MainWindow] = []
+
+    def make(worker, x: str, y: str) -> MainWindow:
+        w = _window(qtbot, worker)
+        windows.append(w)
+        w.grid_panel.set_axis("X", *x.split("=", 1))
+        w.grid_panel.set_axis("Y", *y.split("=", 1))
+        w.start_engine()
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+
+
 def _window(qtbot, worker) -> MainWindow:
     w = MainWindow(worker=worker)
     qtbot.addWidget(w)
@@ -46,53 +65,39 @@ def test_summary_counts_cells_and_names_bad_values(qtbot):
         w.close()
 
 
-def test_a_3x3_grid_runs_through_the_queue_and_is_saved(qtbot):
+def test_a_3x3_grid_runs_through_the_queue_and_is_saved(qtbot, started):
     worker = FakeWorker()
-    w = _window(qtbot, worker)
-    try:
-        panel = w.grid_panel
-        panel.set_axis("X", "seed", "1-3")
-        panel.set_axis("Y", "cfg", "1,5,7")
-        w.start_engine()
-        with qtbot.waitSignal(panel.sweepEnded, timeout=30_000) as ended:
-            assert panel.start()
-        assert ended.args == [EventKind.FINISHED]
-        got = [(r.seed, r.guidance) for r in worker.requests]
-        assert got == [(s, g) for g in (1.0, 5.0, 7.0) for s in (1, 2, 3)]
-        assert panel.progress.text() == "Done: 9 of 9 cells."
-        assert not panel.view.pixmap().isNull()
-        (path,) = panel.saved
-        assert path.name == "grid-00000.png" and path.parent.name == "grids"
-        sweep = read_sweep(path)
-        assert sweep.x.spec() == "seed=1-3" and sweep.y.spec() == "cfg=1,5,7"
-        assert Image.open(path).width > 3 * 64
-        qtbot.waitUntil(lambda: w.gallery_panel.pending_saves() == 0, timeout=10_000)
-        saved = [p for p in Path(path.parent.parent).glob("*.png")]
-        assert len(saved) == 9  # every cell is an ordinary image in the gallery
-        assert panel.summary.text().startswith("9 cells (a 3×3 grid), about ")  # measured now
-    finally:
-        w.close()
+    w = started(worker, "seed=1-3", "cfg=1,5,7")
+    panel = w.grid_panel
+    with qtbot.waitSignal(panel.sweepEnded, timeout=30_000) as ended:
+        assert panel.start()
+    assert ended.args == [EventKind.FINISHED]
+    got = [(r.seed, r.guidance) for r in worker.requests]
+    assert got == [(s, g) for g in (1.0, 5.0, 7.0) for s in (1, 2, 3)]
+    assert panel.progress.text() == "Done: 9 of 9 cells."
+    assert not panel.view.pixmap().isNull()
+    (path,) = panel.saved
+    assert path.name == "grid-00000.png" and path.parent.name == "grids"
+    sweep = read_sweep(path)
+    assert sweep.x.spec() == "seed=1-3" and sweep.y.spec() == "cfg=1,5,7"
+    assert Image.open(path).width > 3 * 64
+    qtbot.waitUntil(lambda: w.gallery_panel.pending_saves() == 0, timeout=10_000)
+    saved = list(Path(path.parent.parent).glob("*.png"))
+    assert len(saved) == 9  # every cell is an ordinary image in the gallery
+    assert panel.summary.text().startswith("9 cells (a 3×3 grid), about ")  # measured now
 
 
-def test_cancel_stops_the_sweep(qtbot):
-    worker = FakeWorker(step_delay=0.05)
-    w = _window(qtbot, worker)
-    try:
-        panel = w.grid_panel
-        panel.set_axis("X", "seed", "1-6")
-        panel.set_axis("Y", "steps", "4,5")
-        w.start_engine()
-        with qtbot.waitSignal(panel.sweepEnded, timeout=30_000) as ended:
-            panel.start()
-            qtbot.waitSignal(panel.cellShown, timeout=10_000).wait()
-            panel.cancel()
-        assert ended.args == [EventKind.CANCELLED]
-        assert panel.progress.text().startswith("Cancelled: ")
-        assert int(panel.progress.text().split()[1]) < 12
-        assert not panel.saved and not panel.cancel_button.isEnabled()
-        assert panel.start_button.isEnabled()
-    finally:
-        w.close()
+def test_cancel_stops_the_sweep(qtbot, started):
+    panel = started(FakeWorker(step_delay=0.05), "seed=1-6", "steps=4,5").grid_panel
+    with qtbot.waitSignal(panel.sweepEnded, timeout=30_000) as ended:
+        panel.start()
+        qtbot.waitSignal(panel.cellShown, timeout=10_000).wait()
+        panel.cancel()
+    assert ended.args == [EventKind.CANCELLED]
+    assert panel.progress.text().startswith("Cancelled: ")
+    assert int(panel.progress.text().split()[1]) < 12
+    assert not panel.saved and not panel.cancel_button.isEnabled()
+    assert panel.start_button.isEnabled()
 
 
 def test_a_3x3_grid_on_the_tiny_model(qtbot, tiny_model_dir):
