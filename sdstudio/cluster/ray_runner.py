@@ -4,8 +4,8 @@ The actor is a thin shell around `sdstudio.core.grid_run.run_cell`, the call the
 CLI make, so a cell from Ray is the image `sdstudio generate` makes, pixel for pixel. PNG bytes
 (lossless) and the record come back to the driver, which saves them and draws the grids: the
 gallery stays on one machine. One actor per GPU where the cluster has GPUs, else one per CPU
-core; Ray restarts an actor whose process died and runs its cell again (max_restarts /
-max_task_retries), on another node when the node is gone. Ray is imported only here.
+core. A cell whose actor died (its process or its node) runs again on another actor; cancel
+kills the actors. Ray is imported only here.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,7 +24,7 @@ from sdstudio.core.grid_run import CellResult
 from sdstudio.core.request import GenerationRequest
 
 LOCAL_CPUS = 2  # `--ray local`: a Ray instance on this machine with this many CPUs
-RETRIES = 2  # a dead actor is restarted and its cell rerun this many times
+RETRIES = 2  # a cell whose actor died is run again on another actor this many times
 
 
 def import_ray() -> Any:
@@ -43,6 +44,12 @@ class CellWorker:
 
         self.engine = Engine()
         self.node = socket.gethostname()
+        try:  # two nodes may share a host name (or a machine)
+            import ray
+
+            self.node += f" (node {ray.get_runtime_context().get_node_id()[:8]})"
+        except Exception:  # noqa: BLE001 - outside Ray (tests): the host name is enough
+            pass
 
     def run(self, index: int, request: dict[str, Any], chosen: list[str]) -> dict[str, Any]:
         """One cell; a user-caused failure comes back as one sentence naming this worker."""
@@ -99,15 +106,15 @@ def actor_options(resources: dict[str, float], cells: int,
     per: dict[str, Any] = {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1}
     most = gpus or max(1, int(resources.get("CPU", 1)))
     count = max(1, min(actors or most, most, cells))
-    return count, {**per, "max_restarts": RETRIES, "max_task_retries": RETRIES}
+    return count, per
 
 
 def run_on_ray(sweep: Sweep, address: str = "local", actors: int | None = None,
                should_cancel: Callable[[], bool] = lambda: False) -> Iterator[CellResult]:
-    """The sweep's cells on Ray actors, each result yielded to the driver as it finishes."""
+    """The sweep's cells on Ray actors, each result yielded to the driver as it finishes. A cell
+    whose actor was lost (its process or node died) goes back to the queue for another actor."""
     ray = import_ray()
     from PIL import Image
-    from ray.util import ActorPool
 
     started = connect(address)
     workers: list[Any] = []
@@ -115,12 +122,32 @@ def run_on_ray(sweep: Sweep, address: str = "local", actors: int | None = None,
         count, options = actor_options(ray.cluster_resources(), len(sweep), actors)
         actor_class = ray.remote(CellWorker).options(**options)
         workers = [actor_class.remote() for _ in range(count)]
-        pool = ActorPool(workers)
         chosen = sorted(sweep.cell_chosen())
-        cells = [(c.index, c.request.to_dict()) for c in sweep.cells()]
-        for out in pool.map_unordered(lambda a, c: a.run.remote(c[0], c[1], chosen), cells):
+        queue = deque((c.index, c.request.to_dict()) for c in sweep.cells())
+        idle, running = list(workers), {}
+        lost: dict[int, int] = {}  # cell index -> times its actor was lost
+        while queue or running:
             if should_cancel():
                 raise GenerationCancelled()
+            while queue and idle:
+                actor, cell = idle.pop(), queue.popleft()
+                running[actor.run.remote(cell[0], cell[1], chosen)] = (actor, cell)
+            if not running:
+                raise UserError(f"Every Ray worker was lost; {len(queue)} cells did not run.")
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
+            if not ready:
+                continue  # (checks for cancel once a second)
+            actor, cell = running.pop(ready[0])
+            try:
+                out = ray.get(ready[0])
+            except _lost_errors(ray) as exc:
+                lost[cell[0]] = lost.get(cell[0], 0) + 1
+                if lost[cell[0]] > RETRIES:
+                    raise UserError(f"Cell {cell[0] + 1} lost its Ray worker {lost[cell[0]]} "
+                                    f"times; the last time: {type(exc).__name__}.") from None
+                queue.appendleft(cell)  # the actor is gone: not put back into `idle`
+                continue
+            idle.append(actor)
             if "error" in out:
                 raise UserError(out["error"])
             image = Image.open(io.BytesIO(out["png"]))
@@ -133,3 +160,11 @@ def run_on_ray(sweep: Sweep, address: str = "local", actors: int | None = None,
             ray.kill(worker)
         if started:
             ray.shutdown()
+
+
+def _lost_errors(ray: Any) -> tuple[type[BaseException], ...]:
+    """What Ray raises for a task whose actor, worker process or node died."""
+    e = ray.exceptions
+    names = ("RayActorError", "WorkerCrashedError", "NodeDiedError", "ObjectLostError",
+             "OwnerDiedError")
+    return tuple(getattr(e, n) for n in names if isinstance(getattr(e, n, None), type))
