@@ -44,12 +44,10 @@ class CellWorker:
 
         self.engine = Engine()
         self.node = socket.gethostname()
-        try:  # two nodes may share a host name (or a machine)
-            import ray
+        import ray
 
+        if ray.is_initialized():  # in an actor; two nodes may share a host name (or a machine)
             self.node += f" (node {ray.get_runtime_context().get_node_id()[:8]})"
-        except Exception:  # noqa: BLE001 - outside Ray (tests): the host name is enough
-            pass
 
     def run(self, index: int, request: dict[str, Any], chosen: list[str]) -> dict[str, Any]:
         """One cell; a user-caused failure comes back as one sentence naming this worker."""
@@ -88,8 +86,8 @@ def connect(address: str) -> bool:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                "logging_level": logging.WARNING}
     try:
-        if address == "local":
-            ray.init(num_cpus=LOCAL_CPUS, **options)
+        if address == "local":  # always a new instance, even where a cluster runs
+            ray.init(address="local", num_cpus=LOCAL_CPUS, **options)
         else:
             options.pop("include_dashboard")  # a running cluster decides about its dashboard
             ray.init(address=address, **options)
