@@ -38,3 +38,32 @@ def test_a_model_missing_on_a_worker_names_the_worker_and_path(tmp_path):
     missing = str(tmp_path / "models" / "nowhere.safetensors")
     out = CellWorker().run(0, GenerationRequest("x", model=missing).to_dict(), [])
     assert out["error"].startswith(f"The model {missing} is missing on worker ")
+
+
+@pytest.mark.ray
+@pytest.mark.timeout(240)
+def test_the_window_runs_a_grid_on_ray_into_the_gallery(qtbot, tiny_model_dir):
+    from sdstudio.core.events import EventKind
+    from sdstudio.testing.fake_worker import FakeWorker
+    from sdstudio.ui.main_window import MainWindow
+
+    w = MainWindow(worker=FakeWorker())  # the queue is not used: the cells go to Ray
+    qtbot.addWidget(w)
+    try:
+        w.params_panel.set_params({"model": str(tiny_model_dir), "steps": 1, "width": 32,
+                                   "height": 32, "seed_random": False, "seed": 1,
+                                   "scheduler": "Euler", "batch_size": 1})
+        w.prompt_panel.set_texts("a photo of a cat", "")
+        panel = w.grid_panel
+        panel.set_axis("X", "seed", "1,2")
+        panel.where.setCurrentIndex(panel.where.findData("local"))
+        with qtbot.waitSignal(panel.sweepEnded, timeout=200_000) as ended:
+            assert panel.start()
+        assert ended.args == [EventKind.FINISHED], panel.summary.text()
+        assert panel.progress.text() == "Done: 2 of 2 cells."
+        assert len(panel.saved) == 1 and not ray.is_initialized()
+        qtbot.waitUntil(lambda: w.gallery_panel.pending_saves() == 0, timeout=10_000)
+        assert len(list(panel.saved[0].parent.parent.glob("*.png"))) == 2  # in the gallery
+        assert w.session_gallery.count() == 2
+    finally:
+        w.close()

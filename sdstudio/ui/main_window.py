@@ -77,6 +77,7 @@ class MainWindow(QMainWindow):
     _teaching_close_filter: FinishOnClose
     grid_panel: GridPanel  # made by ui/panels/grid.add_grid_dock
     grid_dock: QDockWidget
+    _grid_close_filter: FinishOnClose
 
     def __init__(self, settings: Settings | None = None,
                  worker: GenerationWorker | None = None) -> None:

@@ -6,6 +6,10 @@ starts, or one sentence naming a bad value. Start queues one ordinary job per ce
 cell is saved to the gallery with its parameters like any image; the grid fills in as cells
 finish and each finished Z grid is saved as `grid-NNNNN.png` (recording the sweep) in the
 gallery folder's `grids` folder. Cancel stops the running cell and drops the waiting ones.
+
+"Run on" sends the cells to Ray instead (a local instance, the cluster `ray start` joined, or an
+address): a thread drives `sdstudio.cluster.ray_runner.run_on_ray` and each cell that comes back
+is saved to the gallery here, as the CLI does. Ray is imported only then.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import Qt, QThread, Signal, Slot
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -29,10 +33,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.core.errors import UserError
+from sdstudio.core.errors import GenerationCancelled, UserError, describe
 from sdstudio.core.events import EngineEvent, EventKind
 from sdstudio.core.grid import AXES, Axis, Sweep, rate
-from sdstudio.core.grid_run import GridAssembler
+from sdstudio.core.grid_run import CellResult, GridAssembler
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.imaging import pil_to_qimage
 
@@ -44,6 +48,33 @@ NOTHING = "Nothing"
 PLACEHOLDERS = {"seed": "1-4", "steps": "10-30 (+10)", "cfg": "2,7.5", "sampler": "Euler a,DDIM",
                 "prompt": "red,green (the first is searched for)", "width": "64,128",
                 "height": "64,128", "strength": "0.3-0.9 [3]", "model": "demo,/path/to/model"}
+RUN_ON = (("This machine (the queue)", ""), ("Ray: a local instance", "local"),
+          ("Ray: the cluster (auto)", "auto"), ("Ray: address…", "address"))
+
+
+class RayRun(QThread):
+    """Drives a sweep on Ray in its own thread; each finished cell comes back as a signal."""
+
+    cellDone = Signal(object)  # CellResult
+    ended = Signal(object, str)  # EventKind, one sentence when it failed
+
+    def __init__(self, sweep: Sweep, address: str) -> None:
+        super().__init__()
+        self.sweep, self.address, self.cancelled = sweep, address, False
+
+    def run(self) -> None:
+        try:
+            from sdstudio.cluster.ray_runner import run_on_ray
+
+            for result in run_on_ray(self.sweep, self.address,
+                                     should_cancel=lambda: self.cancelled):
+                self.cellDone.emit(result)
+        except GenerationCancelled:
+            self.ended.emit(EventKind.CANCELLED, "")
+        except Exception as exc:  # noqa: BLE001 - one sentence, never a dead panel
+            self.ended.emit(EventKind.FAILED, describe(exc))
+        else:
+            self.ended.emit(EventKind.FINISHED, "")
 
 
 class GridPanel(QWidget):
@@ -52,11 +83,16 @@ class GridPanel(QWidget):
     cellShown = Signal(int)  # cells finished so far
 
     def __init__(self, jobs: JobQueue, base: Callable[[bool], GenerationRequest],
-                 grids_folder: Callable[[], Path], parent: QWidget | None = None) -> None:
+                 grids_folder: Callable[[], Path],
+                 save_cell: Callable[[CellResult], None] | None = None,
+                 parent: QWidget | None = None) -> None:
         """`base(new_seed)`: the window's request as its fields stand (with the next seed when
-        `new_seed`: a random seed is drawn once per sweep); `grids_folder`: where grids go."""
+        `new_seed`: a random seed is drawn once per sweep); `grids_folder`: where grids go;
+        `save_cell`: saves a cell that came back from Ray (queued cells are the window's)."""
         super().__init__(parent)
         self._jobs, self._base, self._grids_folder = jobs, base, grids_folder
+        self._save_cell = save_cell
+        self.ray_run: RayRun | None = None
         self._rate: float | None = None  # seconds per step-megapixel, measured this session
         self._started: dict[int, tuple[float, GenerationRequest]] = {}  # job id -> when, what
         self._cells: dict[int, int] = {}  # job id -> cell index, of the sweep running
@@ -88,6 +124,20 @@ class GridPanel(QWidget):
             self.kinds.append(kind)
             self.values.append(values)
         form.setColumnStretch(2, 1)
+        self.where = QComboBox()
+        self.where.setObjectName("grid_run_on")
+        for text, data in RUN_ON:
+            self.where.addItem(text, data)
+        self.address = QLineEdit()
+        self.address.setObjectName("grid_ray_address")
+        self.address.setPlaceholderText("HEAD_ADDRESS:6379")
+        self.address.setVisible(False)
+        self.where.currentIndexChanged.connect(
+            lambda _i: self.address.setVisible(self.where.currentData() == "address"))
+        where = QHBoxLayout()
+        where.addWidget(QLabel("Run on:"))
+        where.addWidget(self.where)
+        where.addWidget(self.address, 1)
         self.summary = QLabel()
         self.summary.setObjectName("grid_summary")
         self.summary.setWordWrap(True)
@@ -109,6 +159,7 @@ class GridPanel(QWidget):
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addLayout(where)
         layout.addWidget(self.summary)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
@@ -158,7 +209,12 @@ class GridPanel(QWidget):
         self.start_button.setEnabled(not self.running())
 
     def running(self) -> bool:
-        return bool(self._cells)
+        return bool(self._cells) or self.ray_run is not None
+
+    def ray_address(self) -> str:
+        """"" (the queue), or the Ray address the sweep goes to."""
+        where = self.where.currentData()
+        return self.address.text().strip() if where == "address" else where
 
     @Slot()
     def start(self) -> bool:
@@ -170,22 +226,55 @@ class GridPanel(QWidget):
         except UserError as exc:
             self.summary.setText(str(exc))
             return False
+        address = self.ray_address()
+        if self.where.currentData() == "address" and not address:
+            self.summary.setText("Type the Ray cluster's address (HOST:PORT).")
+            return False
         self._sweep, self._assembler = sweep, GridAssembler(sweep)
         self._outcome, self.saved = EventKind.FINISHED, []
         n = len(sweep)
-        for cell in sweep.cells():
-            job = self._jobs.submit(cell.request, f"grid cell {cell.index + 1}/{n}")
-            self._cells[job] = cell.index
+        if address:
+            self.ray_run = RayRun(sweep, address)
+            self.ray_run.cellDone.connect(self._on_ray_cell)
+            self.ray_run.ended.connect(self._on_ray_ended)
+            self.ray_run.start()
+        else:
+            for cell in sweep.cells():
+                job = self._jobs.submit(cell.request, f"grid cell {cell.index + 1}/{n}")
+                self._cells[job] = cell.index
         self.start_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
-        self.progress.setText(f"0 of {n} cells")
+        self.progress.setText(f"0 of {n} cells" + (f" on Ray ({address})" if address else ""))
         return True
 
     @Slot()
     def cancel(self) -> None:
-        if self.running():
+        if self.ray_run is not None:
+            self.ray_run.cancelled = True  # the thread stops at the next cell and kills the actors
+        elif self.running():
             self._outcome = EventKind.CANCELLED
             self._jobs.cancel_all()
+
+    def wait(self) -> None:
+        """The window is closing (docks.FinishOnClose calls this): a Ray sweep is stopped and
+        its thread joined, so no thread outlives the panel."""
+        if self.ray_run is not None:
+            self.ray_run.cancelled = True
+            self.ray_run.wait()
+
+    def _on_ray_cell(self, result: CellResult) -> None:
+        if self._save_cell is not None:
+            self._save_cell(result)
+        self._on_cell(result.index, result.image)
+
+    def _on_ray_ended(self, outcome: EventKind, message: str) -> None:
+        if self.ray_run is not None:
+            self.ray_run.wait()
+        self.ray_run = None
+        self._outcome = outcome
+        if message:
+            self.summary.setText(message)
+        self._end()
 
     # --- events -----------------------------------------------------------------------------
     @Slot(object)
@@ -240,13 +329,17 @@ class GridPanel(QWidget):
         words = {EventKind.FINISHED: "Done", EventKind.CANCELLED: "Cancelled",
                  EventKind.FAILED: "Stopped by an error"}
         self.progress.setText(f"{words[self._outcome]}: {done} of {total} cells.")
-        self.update_summary()
+        if self._outcome is not EventKind.FAILED:
+            self.update_summary()
+        else:
+            self.start_button.setEnabled(True)
         self.sweepEnded.emit(self._outcome)
 
 
 def add_grid_dock(w: MainWindow) -> None:
     """The Grid panel as `w.grid_panel` in `w.grid_dock`, tabbed with the parameters."""
     from sdstudio.ui.gallery_panel import gallery_folder
+    from sdstudio.ui.panels.docks import FinishOnClose
 
     def base(new_seed: bool) -> GenerationRequest:
         prompt, negative = w.prompt_panel.texts()
@@ -256,7 +349,14 @@ def add_grid_dock(w: MainWindow) -> None:
         params.pop("seed_random", None)
         return GenerationRequest(prompt=prompt, negative_prompt=negative, **params)
 
-    w.grid_panel = GridPanel(w.jobs, base, lambda: gallery_folder(w.settings) / "grids")
+    def save_cell(r: CellResult) -> None:  # a cell from Ray: into the gallery like any image
+        w.session_gallery.add_image(pil_to_qimage(r.image), r.request, r.seed)
+        w.gallery_panel.save_image(r.image, r.request, r.seed, r.record)
+
+    w.grid_panel = GridPanel(w.jobs, base, lambda: gallery_folder(w.settings) / "grids",
+                             save_cell)
+    w._grid_close_filter = FinishOnClose(w, [w.grid_panel])
+    w.installEventFilter(w._grid_close_filter)
     w.grid_dock = w._dock("Grid", "grid_dock", w.grid_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
     w.tabifyDockWidget(w.params_dock, w.grid_dock)
     w.params_dock.raise_()
