@@ -45,6 +45,8 @@ def test_values_as_a1111_writes_them(axis, text, values):
     ("colour=1", "Unknown grid axis 'colour'"),
     ("seed", "name=values"),
     ("cfg=nan", "not a finite number"),
+    ("seed=1-99999999999", "more values than an axis takes"),
+    ("steps=1-9 [99999999]", "more values than an axis takes"),
 ])
 def test_bad_values_are_one_sentence(text, needle):
     with pytest.raises(UserError, match=None) as err:

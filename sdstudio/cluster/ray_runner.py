@@ -122,7 +122,8 @@ def run_on_ray(sweep: Sweep, address: str = "local", actors: int | None = None,
         workers = [actor_class.remote() for _ in range(count)]
         chosen = sorted(sweep.cell_chosen())
         queue = deque((c.index, c.request.to_dict()) for c in sweep.cells())
-        idle, running = list(workers), {}
+        idle = list(workers)
+        running: dict[Any, tuple[Any, tuple[int, dict[str, Any]]]] = {}  # future -> actor, cell
         lost: dict[int, int] = {}  # cell index -> times its actor was lost
         while queue or running:
             if should_cancel():

@@ -45,7 +45,8 @@ class GridError(UserError):
 # --- axis kinds ---------------------------------------------------------------------------------
 def _set(name: str) -> Callable[[GenerationRequest, Value, Sequence[Value]], GenerationRequest]:
     def apply(request: GenerationRequest, value: Value, _values: Sequence[Value]) -> GenerationRequest:
-        return replace(request, **{name: value})
+        changes: dict[str, Any] = {name: value}
+        return replace(request, **changes)
 
     return apply
 
@@ -161,6 +162,16 @@ def _linspace(start: float, stop: float, num: int) -> list[float]:
     return [float(v) for v in np.linspace(start, stop, num)]
 
 
+def _count(m: re.Match[str]) -> int:
+    num = int(m[3]) if m[3] else 1
+    if num > MAX_VALUES:
+        raise ValueError(TOO_MANY)
+    return num
+
+
+TOO_MANY = "more values than an axis takes"
+
+
 def _expand(kind: AxisKind, item: str) -> list[Value]:
     """One comma-separated item: a range expands, anything else is one value of the axis type."""
     if kind.type is int:
@@ -168,21 +179,25 @@ def _expand(kind: AxisKind, item: str) -> list[Value]:
             step = int(m[3]) if m[3] else 1
             if step == 0:
                 raise ValueError("a step of 0")
-            return list(range(int(_num(m[1])), int(_num(m[2])) + 1, step))
+            span = range(int(_num(m[1])), int(_num(m[2])) + 1, step)
+            if len(span) > MAX_VALUES:
+                raise ValueError(TOO_MANY)
+            return list(span)
         if m := _INT_COUNT.fullmatch(item):
-            return [int(v) for v in _linspace(_num(m[1]), _num(m[2]), int(m[3]) if m[3] else 1)]
+            return [int(v) for v in _linspace(_num(m[1]), _num(m[2]), _count(m))]
     elif kind.type is float:
         if m := _NUM_STEP.fullmatch(item):
-            start, stop, step = _num(m[1]), _num(m[2]), float(m[3]) if m[3] else 1.0
-            if step == 0:
+            start, stop = _num(m[1]), _num(m[2])
+            fstep = float(m[3]) if m[3] else 1.0
+            if fstep == 0:
                 raise ValueError("a step of 0")
             import numpy as np  # np.arange's floating steps, as A1111 (1.0 may come out 0.9999)
 
-            if (stop + step - start) / step > MAX_VALUES:
-                raise ValueError("more values than an axis takes")
-            return [float(v) for v in np.arange(start, stop + step, step)]
+            if (stop + fstep - start) / fstep > MAX_VALUES:
+                raise ValueError(TOO_MANY)
+            return [float(v) for v in np.arange(start, stop + fstep, fstep)]
         if m := _NUM_COUNT.fullmatch(item):
-            return _linspace(_num(m[1]), _num(m[2]), int(m[3]) if m[3] else 1)
+            return list(_linspace(_num(m[1]), _num(m[2]), _count(m)))
     return [kind.type(item)]
 
 
@@ -197,7 +212,7 @@ def parse_values(kind: AxisKind, text: str) -> tuple[Value, ...]:
             values = _expand(kind, item)
         except ValueError as exc:
             what = "a whole number" if kind.type is int else "a number"
-            reason = str(exc) if str(exc).startswith(("a step", "more")) else (
+            reason = str(exc) if str(exc) in ("a step of 0", TOO_MANY) else (
                 f"not {what} or a range like 1-8, 1-8 (+2) or 1-8 [5]")
             raise UserError(f"The {kind.name} axis value {item!r} is {reason}.") from None
         if not values:

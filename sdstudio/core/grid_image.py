@@ -37,7 +37,8 @@ def _font(size: int) -> FreeTypeFont | BitmapFont:
         return ImageFont.load_default()
 
 
-def _wrap(draw: ImageDraw.ImageDraw, text: str, font: object, width: float) -> list[str]:
+def _wrap(draw: ImageDraw.ImageDraw, text: str, font: FreeTypeFont | BitmapFont,
+          width: float) -> list[str]:
     """Words on lines no wider than `width` (a word longer than that gets a line of its own)."""
     lines: list[str] = []
     for word in text.split(" "):
