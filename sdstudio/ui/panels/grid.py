@@ -93,6 +93,7 @@ class GridPanel(QWidget):
         self._jobs, self._base, self._grids_folder = jobs, base, grids_folder
         self._save_cell = save_cell
         self.ray_run: RayRun | None = None
+        self._pixmap: QPixmap | None = None  # the grid as it stands, unscaled
         self._rate: float | None = None  # seconds per step-megapixel, measured this session
         self._started: dict[int, tuple[float, GenerationRequest]] = {}  # job id -> when, what
         self._cells: dict[int, int] = {}  # job id -> cell index, of the sweep running
@@ -155,7 +156,7 @@ class GridPanel(QWidget):
         self.view = QLabel("The grid appears here as its cells finish.")
         self.view.setObjectName("grid_view")
         self.view.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.view.setMinimumSize(160, 160)
+        self.view.setMinimumSize(160, 240)  # the panel scrolls: the dock never grows the window
         self.view.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -301,12 +302,17 @@ class GridPanel(QWidget):
             self._save(iz)
         nx, ny, _ = self._sweep.shape
         grid = self._assembler.grid(index // (nx * ny))
-        pixmap = QPixmap.fromImage(pil_to_qimage(grid))
-        self.view.setPixmap(pixmap.scaled(self.view.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation))
+        self._pixmap = QPixmap.fromImage(pil_to_qimage(grid))
+        self._show_pixmap()
         done = len(self._assembler.images)
         self.progress.setText(f"{done} of {len(self._sweep)} cells")
         self.cellShown.emit(done)
+
+    def _show_pixmap(self) -> None:
+        if self._pixmap is not None:
+            self.view.setPixmap(self._pixmap.scaled(
+                self.view.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation))
 
     def _save(self, iz: int) -> None:
         from sdstudio.core.grid_image import save_grid
@@ -339,7 +345,7 @@ class GridPanel(QWidget):
 def add_grid_dock(w: MainWindow) -> None:
     """The Grid panel as `w.grid_panel` in `w.grid_dock`, tabbed with the parameters."""
     from sdstudio.ui.gallery_panel import gallery_folder
-    from sdstudio.ui.panels.docks import FinishOnClose
+    from sdstudio.ui.panels.docks import FinishOnClose, _scrolled
 
     def base(new_seed: bool) -> GenerationRequest:
         prompt, negative = w.prompt_panel.texts()
@@ -357,7 +363,8 @@ def add_grid_dock(w: MainWindow) -> None:
                              save_cell)
     w._grid_close_filter = FinishOnClose(w, [w.grid_panel])
     w.installEventFilter(w._grid_close_filter)
-    w.grid_dock = w._dock("Grid", "grid_dock", w.grid_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+    w.grid_dock = w._dock("Grid", "grid_dock", _scrolled(w.grid_panel),  # never grows the window
+                          Qt.DockWidgetArea.LeftDockWidgetArea)
     w.tabifyDockWidget(w.params_dock, w.grid_dock)
     w.params_dock.raise_()
     w.grid_panel.sweepEnded.connect(
