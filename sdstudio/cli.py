@@ -14,7 +14,8 @@ import sys
 
 from sdstudio.core.errors import UserError, describe, is_user_caused
 
-COMMAND_MODULES = ("generate", "outpaint", "upscale", "vae", "schedulers", "gallery", "train_demo")
+COMMAND_MODULES = ("generate", "grid", "outpaint", "upscale", "vae", "schedulers", "gallery",
+                   "train_demo")
 
 
 def import_errors() -> dict[str, str]:

@@ -11,6 +11,7 @@ from sdstudio.core import defaults as d  # torch-free: `sdstudio --help` stays f
 
 if TYPE_CHECKING:
     from sdstudio.core.events import StepEvent
+    from sdstudio.core.request import GenerationRequest
 
 T = TypeVar("T")
 
@@ -29,12 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    default=0.5, help="the hires pass's denoising strength in (0, 1]")
     p.add_argument("--hires-upscaler", default="Latent",
                    help="Latent, latent-nearest, latent-bicubic, lanczos, nearest")
+    p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
     p.set_defaults(func=run)
 
 
 def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEFAULT_STRENGTH,
                              mask_blur: int = 0, inpaint_area: str = "whole") -> None:
-    """The options `generate` and `outpaint` share."""
+    """The options of one generation that `generate`, `outpaint` and `grid` share."""
     p.add_argument("--model", default=d.DEMO_MODEL,
                    help='"demo", a diffusers folder, a .safetensors/.ckpt file or a cached HF id')
     p.add_argument("--negative", default="", help="negative prompt")
@@ -67,7 +69,6 @@ def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEF
     p.add_argument("--prediction", default=None, choices=["epsilon", "v"],
                    help="SD 2.x single files: epsilon or v-prediction (default: guessed, then "
                         "remembered per file)")
-    p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
     p.add_argument("--clip-skip", type=int, default=1,
                    help="A1111's Clip skip: 1 = last text-encoder layer, 2 = penultimate")
     p.add_argument("--lora", action="append", default=[], metavar="PATH[:WEIGHT]",
@@ -78,9 +79,9 @@ def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEF
                    help="folder of textual-inversion embeddings, used by file name in the prompt")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Validate, load, apply the model's defaults to what was not given, generate, save."""
-    from sdstudio.core.engine import Engine
+def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, set[str]]:
+    """The validated request of the options, and the fields of it the user chose (the model's
+    own size and CFG scale fill the others once it is loaded)."""
     from sdstudio.core.errors import UserError
     from sdstudio.core.model_settings import recommended_guidance_for
     from sdstudio.core.request import GenerationRequest
@@ -91,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         guidance=_or(args.guidance, recommended_guidance_for(args.model)),
         scheduler=args.scheduler, width=_or(args.width, d.DEFAULT_SIZE),
         height=_or(args.height, d.DEFAULT_SIZE), batch_size=args.batch,
-        init_image=args.init_image, strength=args.strength, mask=args.mask, model=args.model,
+        init_image=getattr(args, "init_image", None), strength=args.strength,
+        mask=getattr(args, "mask", None), model=args.model,
         device=args.device, dtype=args.dtype, inpaint_area=args.inpaint_area,
         inpaint_padding=args.padding, masked_content=args.masked_content,
         mask_blur=args.mask_blur, hires_scale=getattr(args, "hires_scale", 1.0),
@@ -103,9 +105,17 @@ def run(args: argparse.Namespace) -> int:
         lora_dir=getattr(args, "lora_dir", None),
         embeddings_dir=getattr(args, "embeddings_dir", None),
     ).validate()
-    for what, path in (("Init image", args.init_image), ("Mask", args.mask)):
+    for what, path in (("Init image", request.init_image), ("Mask", request.mask)):
         if path and not Path(path).is_file():
             raise UserError(f"{what} {path} does not exist.")
+    return request, chosen
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate, load, apply the model's defaults to what was not given, generate, save."""
+    from sdstudio.core.engine import Engine
+
+    request, chosen = request_from_args(args)
     out = _out_dir(args.out)
 
     engine = Engine()

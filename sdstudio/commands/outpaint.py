@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fill", choices=("edge", "blur"), default="edge",
                    help="what the new area starts from: the edge stretched out, or blurred colours")
     add_generation_arguments(p, strength=0.9, mask_blur=8, inpaint_area="only-masked")
+    p.add_argument("--out", required=True, help="folder for the PNGs (created if missing)")
     p.set_defaults(func=run)
 
 

@@ -53,6 +53,7 @@ from sdstudio.ui.image_slot import dropped_image_path
 from sdstudio.ui.jobs import JobQueue, QueueItem
 from sdstudio.ui.notices_panel import NoticesPanel
 from sdstudio.ui.panels.docks import add_teaching_docks
+from sdstudio.ui.panels.grid import add_grid_dock
 from sdstudio.ui.panels.loras import LoraPanel
 from sdstudio.ui.params_panel import ParamsPanel, size_warning
 from sdstudio.ui.preview_panel import PreviewPanel
@@ -66,6 +67,7 @@ from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
     from sdstudio.ui.panels.docks import FinishOnClose
+    from sdstudio.ui.panels.grid import GridPanel
     from sdstudio.ui.panels.schedule import SchedulePanel
     from sdstudio.ui.panels.step_through import StepThroughPanel
     from sdstudio.ui.panels.vae_lab import VaeLabPanel
@@ -103,6 +105,9 @@ class MainWindow(QMainWindow):
     schedule_dock: QDockWidget
     step_dock: QDockWidget
     _teaching_close_filter: FinishOnClose
+    grid_panel: GridPanel  # made by ui/panels/grid.add_grid_dock
+    grid_dock: QDockWidget
+    _grid_close_filter: FinishOnClose
 
     def __init__(self, settings: Settings | None = None,
                  worker: GenerationWorker | None = None) -> None:
@@ -133,6 +138,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._install_gallery()
         add_teaching_docks(self)  # VAE lab, noise schedule, step through
+        add_grid_dock(self)  # X/Y/Z sweeps: self.grid_panel in self.grid_dock
         self._build_actions()
         self.notices_button = QPushButton("Notices")
         self.notices_button.setObjectName("notices_button")
@@ -274,7 +280,7 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         for dock in (self.prompt_dock, self.params_dock, self.queue_dock, self.preview_dock,
                      self.channels_dock, self.gallery_dock, self.notices_dock, self.vae_lab_dock,
-                     self.schedule_dock, self.step_dock):
+                     self.schedule_dock, self.step_dock, self.grid_dock):
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         self.reset_layout_action = view_menu.addAction("&Reset layout", self.reset_layout)
