@@ -1,5 +1,7 @@
 """The gallery's search text -> SQL conditions: prompt words, "a phrase", seed:123, model:name,
-sampler:x, steps:20, cfg:7, size:512x512, neg:word (negative prompt), is:fav.
+sampler:x, steps:20, cfg:7, size:512x512, neg:word (negative prompt), tool:comfyui, is:fav,
+from:2026-01-01 to:2026-01-31 date:2026-01 (local dates, both ends included; a day, a month or
+a year).
 
 Any text a user can type gives either conditions or one UserError: lone surrogates and NUL are
 dropped, numbers outside SQLite's range and non-finite ones are refused, and FTS5 only ever sees
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import date, datetime
 from typing import Any
 
 from sdstudio.core.errors import UserError
@@ -34,6 +37,26 @@ def _whole_number(key: str, value: str) -> int:
     if not -_INT64 <= number < _INT64:
         raise UserError(f"{key}: {value[:20]}… is out of range.")
     return number
+
+
+def _date_range(key: str, value: str) -> tuple[float, float]:
+    """'2026', '2026-01' or '2026-01-31' -> [start, end) as local-time timestamps."""
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?(?:-(\d{1,2}))?", value)
+    try:
+        if not m:
+            raise ValueError
+        year, month, day = int(m.group(1)), int(m.group(2) or 1), int(m.group(3) or 1)
+        start = date(year, month, day)
+        if m.group(3):
+            end = date.fromordinal(start.toordinal() + 1)
+        elif m.group(2):
+            end = date(year + month // 12, month % 12 + 1, 1)
+        else:
+            end = date(year + 1, 1, 1)
+        return (datetime(start.year, start.month, start.day).timestamp(),
+                datetime(end.year, end.month, end.day).timestamp())
+    except (ValueError, OverflowError, OSError):
+        raise UserError(f"{key}: needs a date, like {key}:2026-01-31 (or 2026-01, 2026).") from None
 
 
 def parse_query(query: str) -> tuple[list[str], list[Any]]:
@@ -69,6 +92,17 @@ def parse_query(query: str) -> tuple[list[str], list[Any]]:
                 raise UserError("size: needs width x height, like size:512x512.")
             where.append("width = ? AND height = ?")
             args += [int(m.group(1)), int(m.group(2))]
+        elif key in ("from", "to", "date"):
+            start, end = _date_range(key, value)
+            if key == "from":
+                where.append("created >= ?")
+                args.append(start)
+            elif key == "to":  # to a day: that whole day included
+                where.append("created < ?")
+                args.append(end)
+            else:
+                where.append("created >= ? AND created < ?")
+                args += [start, end]
         elif key == "is" and value.lower() in ("fav", "favourite", "favorite"):
             where.append("favourite = 1")
         elif key == "neg" and value:

@@ -156,7 +156,11 @@ class Gallery:
         index_path: str | os.PathLike[str] | None = None,
         sync: bool = True,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
+        # read_only: another tool's folder (a source). Nothing is written or removed inside it;
+        # favourites stay in the index (which lives in the cache folder, like the thumbnails).
+        self.read_only = read_only
         self.folder = Path(folder).expanduser() if folder else default_gallery_dir()
         self.folder = self.folder.resolve()
         if create and not self.folder.exists():
@@ -238,6 +242,7 @@ class Gallery:
         Raises UserError when no file was written; IndexNotUpdated (a UserError) when the file
         was written but its row was not: the caller must not save that image again.
         """
+        self._refuse_if_read_only("save images into")
         name = file_name_for(request.prompt, seed, time.time())
         for n in range(1000):
             target = self.folder / (name if n == 0 else name.replace(".png", f"-{n}.png"))
@@ -285,7 +290,8 @@ class Gallery:
         """Pick up files added, changed or removed outside the app (no full rebuild).
 
         Never fails because of a file: each unreadable one is named once in the report."""
-        atomic.remove_stale_temp_files(self.folder)
+        if not self.read_only:
+            atomic.remove_stale_temp_files(self.folder)
         on_disk = dict(self._scan())
         with self._lock:
             indexed = {p: (s, m) for p, s, m in
@@ -325,7 +331,7 @@ class Gallery:
                                      [(p,) for p in skipped if p not in keys_on_disk])
                 self._db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)", bad)
                 report.errors += self._upsert(rows)
-                if rows:
+                if rows and not self.read_only:
                     self._apply_saved_favourites()
                 self._db.execute("COMMIT")
             except BaseException:
@@ -395,6 +401,10 @@ class Gallery:
         self._db.executemany("DELETE FROM skipped WHERE path = ?", [(r["path"],) for r in rows])
         return failed
 
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise UserError(f"{self.folder} is a read-only source: sdstudio does not {what} it.")
+
     def _rel(self, path: Path) -> str:
         try:
             return path.relative_to(self.folder).as_posix()
@@ -455,6 +465,16 @@ class Gallery:
         with self._read_lock:
             return self._reader.execute("SELECT count(*) FROM images").fetchone()[0]
 
+    def values(self, column: str, limit: int = 200) -> list[str]:
+        """The distinct values of model, sampler or source (tool), most used first: what the
+        filter bar offers."""
+        if column not in ("model", "sampler", "source"):
+            raise ValueError(column)
+        sql = (f"SELECT {column} FROM images WHERE {column} IS NOT NULL AND {column} != '' "
+               f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT ?")
+        with self._read_lock:
+            return [v for (v,) in self._reader.execute(sql, (limit,))]
+
     def get(self, path: str | os.PathLike[str]) -> GalleryImage | None:
         rel = self._rel(Path(path).resolve())
         with self._read_lock:
@@ -485,6 +505,8 @@ class Gallery:
 
     def _write_saved_favourites(self, favs: list[str]) -> None:
         """Keep the favourites beside the files too, so a lost index does not lose them."""
+        if self.read_only:
+            return
         text = json.dumps({"favourites": sorted(favs)}, ensure_ascii=False)
         with contextlib.suppress(OSError):  # a read-only folder: the index still holds them
             atomic.write_text(self.folder / FAVOURITES_FILE, text)
@@ -500,6 +522,7 @@ class Gallery:
 
     def delete(self, path: str | os.PathLike[str], *, permanently: bool = False) -> None:
         """Move the file to the system trash (or delete it); its row goes first."""
+        self._refuse_if_read_only("delete files of")
         path = Path(path).resolve()
         rel = self._rel(path)
         with self._lock:
