@@ -155,3 +155,22 @@ def test_date_filters(tmp_path):
 def test_bad_dates_are_one_sentence(query):
     with pytest.raises(UserError, match="needs a date"):
         parse_query(query)
+
+
+def test_cli_sources(other_tools, capsys):
+    from sdstudio.cli import main
+
+    a1111, comfy = other_tools
+    before = _tree(a1111.parent)
+    assert main(["gallery", "sources", "add", str(a1111)]) == 0
+    assert "2 images indexed" in capsys.readouterr().out
+    assert main(["gallery", "sources", "add", str(comfy)]) == 0
+    assert main(["gallery", "sources", "list"]) == 0
+    out = capsys.readouterr().out
+    assert f"{a1111.resolve()}  (2 images)" in out and "2 source folders" in out
+    assert main(["gallery", "search", "sampler:DPM seed:12", "--source", str(a1111)]) == 0
+    assert "seed 12" in capsys.readouterr().out
+    assert main(["gallery", "sources", "remove", str(a1111)]) == 0
+    assert main(["gallery", "sources", "remove", str(a1111)]) == 2  # one sentence, no traceback
+    assert "not a gallery source" in capsys.readouterr().err
+    assert _tree(a1111.parent) == before
