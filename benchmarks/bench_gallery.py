@@ -141,7 +141,10 @@ def main() -> int:
     queries = ["cat", "golden dragon", '"red circle"', "wat", "cat seed:123",
                "model:sd15 castle", "sunset -", "neon", "sampler:DDIM", "size:512x768 cat",
                f"from:{day}", f"date:{day} river", "is:fav", "tool:a1111 model:dream",
-               "steps:25 sampler:euler cfg:7 size:1024x1024 model:anything"]
+               "steps:25 sampler:euler cfg:7 size:1024x1024 model:anything",
+               # what the filter bar writes: exact values
+               'sampler:"DDIM"', 'model:"sd15" cat', 'tool:"a1111" model:"dreamshaper_8"',
+               f'model:"demo" sampler:"Euler a" size:512x768 from:{day}']
     times, panel_times, cli_times = [], [], []
     print("  query                           all rows   ids+first page   first 50")
     for q in queries:

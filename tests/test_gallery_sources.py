@@ -123,6 +123,7 @@ def test_values_for_the_filter_bar(other_tools):
     with open_source(a1111) as g:
         assert g.values("model") == ["anything-v5"]
         assert g.values("sampler") == ["DPM++ 2M"]
+        assert g.values("size") == ["512x768"]
         with pytest.raises(ValueError):
             g.values("prompt; DROP TABLE images")
 
@@ -174,3 +175,13 @@ def test_cli_sources(other_tools, capsys):
     assert main(["gallery", "sources", "remove", str(a1111)]) == 2  # one sentence, no traceback
     assert "not a gallery source" in capsys.readouterr().err
     assert _tree(a1111.parent) == before
+
+
+def test_sync_reports_progress(tmp_path):
+    folder = tmp_path / "many"
+    for i in range(300):
+        _png(folder / f"{i}.png", parameters=A1111.format(seed=i))
+    calls = []
+    with Gallery(folder, sync=False) as g:
+        g.sync(lambda done, total: calls.append((done, total)))
+    assert calls == [(0, 300), (250, 300)]

@@ -1,4 +1,5 @@
-"""The gallery's search text -> SQL conditions: prompt words, "a phrase", seed:123, model:name,
+"""The gallery's search text -> SQL conditions: prompt words, "a phrase", seed:123, model:name
+(a part of the name; model:"name" exactly, as the filter bar writes it; so too sampler and tool),
 sampler:x, steps:20, cfg:7, size:512x512, neg:word (negative prompt), tool:comfyui, is:fav,
 from:2026-01-01 to:2026-01-31 date:2026-01 (local dates, both ends included; a day, a month or
 a year).
@@ -68,13 +69,16 @@ def parse_query(query: str) -> tuple[list[str], list[Any]]:
     where: list[str] = []
     args: list[Any] = []
     fts: list[str] = []
-    for key, value, phrase, word in _TOKEN.findall(query):
+    for key, quoted, phrase, word in _TOKEN.findall(query):
         key = key.lower()
-        value = value.strip('"')
+        value = quoted.strip('"')
         if key in _INT_KEYS:
             args.append(_whole_number(key, value))
             where.append(f"{_INT_KEYS[key]} = ?")
-        elif key in _LIKE_KEYS:
+        elif key in _LIKE_KEYS and quoted.startswith('"'):  # model:"sd15": exactly (an index)
+            where.append(f"{_LIKE_KEYS[key]} = ? COLLATE NOCASE")
+            args.append(value)
+        elif key in _LIKE_KEYS:  # model:sd: any model whose name holds "sd"
             where.append(f"{_LIKE_KEYS[key]} LIKE ? ESCAPE '\\'")
             args.append("%" + re.sub(r"([%_\\])", r"\\\1", value) + "%")
         elif key == "cfg":

@@ -22,7 +22,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS images(
 );
 CREATE INDEX IF NOT EXISTS images_created ON images(created);
 CREATE INDEX IF NOT EXISTS images_seed ON images(seed);
+-- the filter bar's exact keys (model:"x", is:fav, size:WxH, ...) walk these newest first
+CREATE INDEX IF NOT EXISTS images_model ON images(model COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_sampler ON images(sampler COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_source ON images(source COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_favourite ON images(favourite, created);
+CREATE INDEX IF NOT EXISTS images_size ON images(width, height, created);
 CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5(
     prompt, negative_prompt, content='images', content_rowid='id', tokenize='unicode61');
 CREATE TRIGGER IF NOT EXISTS images_ai AFTER INSERT ON images BEGIN
@@ -79,6 +85,9 @@ END;
 CREATE TABLE IF NOT EXISTS skipped(
     path TEXT PRIMARY KEY, file_size INTEGER, mtime_ns INTEGER, reason TEXT);
 """
+
+Progress = Callable[[int, int], None]  # (files read, files to read)
+PROGRESS_EVERY = 250  # files between two progress calls
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
 
@@ -286,10 +295,11 @@ class Gallery:
 
     # ------------------------------------------------------------ syncing with the folder
 
-    def sync(self) -> SyncReport:
+    def sync(self, progress: Progress | None = None) -> SyncReport:
         """Pick up files added, changed or removed outside the app (no full rebuild).
 
-        Never fails because of a file: each unreadable one is named once in the report."""
+        Never fails because of a file: each unreadable one is named once in the report.
+        `progress(done, total)` is called from this thread while new files are read."""
         if not self.read_only:
             atomic.remove_stale_temp_files(self.folder)
         on_disk = dict(self._scan())
@@ -307,7 +317,9 @@ class Gallery:
             elif indexed.get(rel) != (st.st_size, st.st_mtime_ns):
                 todo.append((rel, st))
         rows, bad = [], []
-        for rel, st in todo:
+        for n, (rel, st) in enumerate(todo):
+            if progress is not None and n % PROGRESS_EVERY == 0:
+                progress(n, len(todo))
             try:
                 if clean_text(rel) != rel:
                     raise MetadataError(_bad_name(rel))
@@ -343,7 +355,7 @@ class Gallery:
         self.last_sync = report
         return report
 
-    def rebuild(self) -> SyncReport:
+    def rebuild(self, progress: Progress | None = None) -> SyncReport:
         """Forget the index and read every file again (favourites are kept)."""
         with self._lock:
             favs = [p for (p,) in self._db.execute("SELECT path FROM images WHERE favourite")]
@@ -352,7 +364,7 @@ class Gallery:
             self._db.execute("DELETE FROM skipped")
             self._db.execute("INSERT INTO images_fts(images_fts) VALUES ('rebuild')")
             self._db.execute("COMMIT")
-            report = self.sync()
+            report = self.sync(progress)
             self._db.executemany("UPDATE images SET favourite = 1 WHERE path = ?",
                                  [(p,) for p in favs])
             self._db.execute("INSERT INTO images_fts(images_fts) VALUES ('optimize')")
@@ -466,12 +478,16 @@ class Gallery:
             return self._reader.execute("SELECT count(*) FROM images").fetchone()[0]
 
     def values(self, column: str, limit: int = 200) -> list[str]:
-        """The distinct values of model, sampler or source (tool), most used first: what the
-        filter bar offers."""
-        if column not in ("model", "sampler", "source"):
+        """The distinct values of model, sampler, source (tool) or size ('512x768'), most used
+        first: what the filter bar offers."""
+        if column == "size":
+            sql = ("SELECT width || 'x' || height AS v FROM images WHERE width AND height "
+                   "GROUP BY v ORDER BY count(*) DESC, v LIMIT ?")
+        elif column in ("model", "sampler", "source"):
+            sql = (f"SELECT {column} FROM images WHERE {column} IS NOT NULL AND {column} != '' "
+                   f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT ?")
+        else:
             raise ValueError(column)
-        sql = (f"SELECT {column} FROM images WHERE {column} IS NOT NULL AND {column} != '' "
-               f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT ?")
         with self._read_lock:
             return [v for (v,) in self._reader.execute(sql, (limit,))]
 
