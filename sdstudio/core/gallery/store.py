@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS skipped(
 
 Progress = Callable[[int, int], None]  # (files read, files to read)
 PROGRESS_EVERY = 250  # files between two progress calls
+ANALYZE_AFTER = 1000  # rows changed by a sync before the query planner's statistics are redone
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
 
@@ -349,11 +350,25 @@ class Gallery:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if len(rows) + len(gone) > ANALYZE_AFTER or not self._has_statistics():
+            self._analyze()
         report.removed = len(gone)
         report.updated = sum(1 for r in rows if r["path"] in indexed)
         report.added = len(rows) - report.updated
         self.last_sync = report
         return report
+
+    def _has_statistics(self) -> bool:
+        with self._lock:
+            return bool(self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone())
+
+    def _analyze(self) -> None:
+        """Refresh the planner's statistics: without them `tool:"a1111" model:"x"` walks the
+        tool index (every image of the folder) instead of the model one. Sampled: fast."""
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # busy: next time
+            self._db.execute("PRAGMA analysis_limit = 1000")
+            self._db.execute("ANALYZE")
 
     def rebuild(self, progress: Progress | None = None) -> SyncReport:
         """Forget the index and read every file again (favourites are kept)."""
