@@ -185,3 +185,14 @@ def test_sync_reports_progress(tmp_path):
     with Gallery(folder, sync=False) as g:
         g.sync(lambda done, total: calls.append((done, total)))
     assert calls == [(0, 300), (250, 300)]
+
+
+def test_stop_ends_a_sync_early_and_keeps_what_was_read(tmp_path):
+    folder = tmp_path / "many"
+    for i in range(600):
+        _png(folder / f"{i:03d}.png", parameters=A1111.format(seed=i))
+    with Gallery(folder, sync=False) as g:
+        g.sync(lambda done, total: g.stop() if done >= 250 else None)
+        assert g.count() == 250  # the next sync (a new Gallery) reads the rest
+    with Gallery(folder) as g:
+        assert g.last_sync.added == 350 and g.count() == 600

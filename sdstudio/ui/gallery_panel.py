@@ -201,6 +201,7 @@ class GalleryPanel(QWidget):
         """Show the index at once, then check the folder for outside changes in the background.
         read_only: another tool's folder (a source), never written."""
         if self.gallery is not None:
+            self.gallery.stop()
             self._bg_tasks.wait()
             self._save_tasks.wait()
             self.gallery.close()
@@ -493,6 +494,8 @@ class GalleryPanel(QWidget):
     def shutdown(self) -> None:
         """Finish pending saves (an image is never dropped), then stop the workers."""
         self._save_tasks.wait(60_000)
+        if self.gallery is not None:
+            self.gallery.stop()
         self._bg_tasks.clear()
         self._bg_tasks.wait(10_000)
         self.model.loader.shutdown()

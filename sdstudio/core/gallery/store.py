@@ -184,6 +184,7 @@ class Gallery:
         self._root = os.path.join(str(self.folder), "")  # with a trailing separator
         self.index_path = Path(index_path) if index_path else index_path_for(self.folder)
         self._lock = threading.RLock()  # the writing connection (saves, sync: pool threads)
+        self._stopping = threading.Event()  # set by stop(): a running sync ends early
         self._db = self._connect()
         # Queries have their own connection: in WAL mode a reader never waits for a writer, so
         # the window's list does not stall while a sync indexes a big folder.
@@ -226,6 +227,11 @@ class Gallery:
             db.close()
             raise
         return db
+
+    def stop(self) -> None:
+        """Make a sync running in another thread end soon (before close: switching folders
+        must not wait for 100,000 files to be read)."""
+        self._stopping.set()
 
     def close(self) -> None:
         with self._lock, self._read_lock:
@@ -321,6 +327,8 @@ class Gallery:
         for n, (rel, st) in enumerate(todo):
             if progress is not None and n % PROGRESS_EVERY == 0:
                 progress(n, len(todo))
+            if self._stopping.is_set():
+                break  # what was read is kept; the next sync reads the rest
             try:
                 if clean_text(rel) != rel:
                     raise MetadataError(_bad_name(rel))
