@@ -108,7 +108,7 @@ def run_sources_add(args: argparse.Namespace) -> int:
     with open_source(folder) as g:
         _print_unreadable(g.last_sync.errors, len(g.last_sync.skipped))
         total = g.count()
-    print(f"added {folder} (read-only): {total} images indexed")
+    print(f"added {folder} (read-only): {_images(total)} indexed")
     return 0
 
 
@@ -120,7 +120,7 @@ def run_sources_list(args: argparse.Namespace) -> int:
     for folder in folders:
         try:
             with open_source(folder, sync=False) as g:
-                state = f"{g.count()} images"
+                state = _images(g.count())
         except UserError as exc:  # moved, unplugged drive: say so, list the others
             state = str(exc)
         print(f"{folder}  ({state})")
@@ -147,6 +147,10 @@ def run_rebuild(args: argparse.Namespace) -> int:
     print(f"indexed {total} images in {time.perf_counter() - start:.1f} s "
           f"({len(report.unreadable)} unreadable files skipped)")
     return 0
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' if n != 1 else ''}"
 
 
 def _print_unreadable(new: list[str], known: int) -> None:
