@@ -196,3 +196,23 @@ def test_stop_ends_a_sync_early_and_keeps_what_was_read(tmp_path):
         assert g.count() == 250  # the next sync (a new Gallery) reads the rest
     with Gallery(folder) as g:
         assert g.last_sync.added == 350 and g.count() == 600
+
+
+def test_substring_keys_match_every_value_that_holds_the_text(tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    names = ["sd15", "SD15-inpaint", "dreamshaper_8", "my_sd_model", "100%_real"]
+    for i, name in enumerate(names):
+        _png(folder / f"{i}.png", parameters=A1111.format(seed=i).replace("anything-v5", name))
+    with Gallery(folder) as g:
+        def seeds(q):
+            return sorted(i.seed for i in g.search(q))
+        assert seeds("model:sd15") == [0, 1]  # any case, any name holding it
+        assert seeds('model:"sd15"') == [0]  # quoted: that name exactly
+        assert seeds("model:sd_") == [3]  # _ and % are plain characters
+        assert seeds("model:100%") == [4]
+        assert seeds("model:nothing") == []
+        assert seeds("model:sd sampler:dpm") == [0, 1, 3]
+        from sdstudio.core.gallery import query
+
+        monkeypatch.setattr(query, "MAX_VALUES", 1)  # many matching values: the LIKE scan
+        assert seeds("model:sd") == [0, 1, 3]

@@ -13,12 +13,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from sdstudio.core.errors import UserError
 from sdstudio.core.png.parameters import clean_text
 
+# (column, LIKE pattern) -> the distinct values that match: a substring key then becomes an
+# index lookup of those few values instead of a scan of every row (see Gallery._values_like).
+ValuesLike = Callable[[str, str], list[str]]
+MAX_VALUES = 50  # more matching values than this: the plain LIKE scan
 MAX_QUERY = 1000  # characters: a search longer than this is a paste accident
 _TOKEN = re.compile(r'(\w++):("[^"]*"|\S+)|"([^"]*)"|(\S+)')
 _INT_KEYS = {"seed": "seed", "steps": "steps"}
@@ -60,7 +65,7 @@ def _date_range(key: str, value: str) -> tuple[float, float]:
         raise UserError(f"{key}: needs a date, like {key}:2026-01-31 (or 2026-01, 2026).") from None
 
 
-def parse_query(query: str) -> tuple[list[str], list[Any]]:
+def parse_query(query: str, values_like: ValuesLike | None = None) -> tuple[list[str], list[Any]]:
     """Search text -> SQL conditions and arguments. Bad filter values raise one UserError."""
     if len(query) > MAX_QUERY:
         raise UserError(f"The search text is too long ({len(query)} characters; at most "
@@ -79,8 +84,16 @@ def parse_query(query: str) -> tuple[list[str], list[Any]]:
             where.append(f"{_LIKE_KEYS[key]} = ? COLLATE NOCASE")
             args.append(value)
         elif key in _LIKE_KEYS:  # model:sd: any model whose name holds "sd"
-            where.append(f"{_LIKE_KEYS[key]} LIKE ? ESCAPE '\\'")
-            args.append("%" + re.sub(r"([%_\\])", r"\\\1", value) + "%")
+            column = _LIKE_KEYS[key]
+            pattern = "%" + re.sub(r"([%_\\])", r"\\\1", value) + "%"
+            found = values_like(column, pattern) if values_like else None
+            if found is not None and len(found) <= MAX_VALUES:
+                where.append(f"{column} COLLATE NOCASE IN ({', '.join('?' * len(found))})"
+                             if found else "0")
+                args += found
+            else:
+                where.append(f"{column} LIKE ? ESCAPE '\\'")
+                args.append(pattern)
         elif key == "cfg":
             try:
                 cfg = float(value)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.gallery.query import parse_query
+from sdstudio.core.gallery.query import MAX_VALUES, parse_query
 from sdstudio.core.paths import cache_dir, default_gallery_dir
 from sdstudio.core.png import MetadataError, Parameters, display_name, io
 from sdstudio.core.png.parameters import clean_text
@@ -483,7 +483,7 @@ class Gallery:
 
     def _select(self, columns: str, query: str, favourites_only: bool, newest_first: bool,
                 limit: int | None, offset: int) -> tuple[str, list[Any]]:
-        where, args = parse_query(query)
+        where, args = parse_query(query, self._values_like)
         if favourites_only:
             where.append("favourite = 1")
         sql = f"SELECT {columns} FROM images"
@@ -495,6 +495,13 @@ class Gallery:
             sql += " LIMIT ? OFFSET ?"
             args += [limit, offset]
         return sql, args
+
+    def _values_like(self, column: str, pattern: str) -> list[str]:
+        """The distinct values of `column` LIKE `pattern` (a scan of its small index)."""
+        sql = (f"SELECT DISTINCT {column} COLLATE NOCASE FROM images "
+               f"WHERE {column} LIKE ? ESCAPE '\\' LIMIT ?")
+        with self._read_lock, _search_errors():
+            return [v for (v,) in self._reader.execute(sql, (pattern, MAX_VALUES + 1))]
 
     def count(self) -> int:
         with self._read_lock:
