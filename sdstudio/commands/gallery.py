@@ -1,4 +1,5 @@
-"""`sdstudio gallery list|search QUERY|show FILE|rebuild DIR` (no torch import: starts fast)."""
+"""`sdstudio gallery list|search QUERY|show FILE|rebuild DIR|sources add|list|remove` (no torch
+import: starts fast)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub = p.add_subparsers(dest="gallery_command", metavar="ACTION", required=True)
 
     def folder_arg(q: argparse.ArgumentParser) -> None:
-        q.add_argument("--dir", help="gallery folder (default: the app's gallery folder)")
+        where = q.add_mutually_exclusive_group()
+        where.add_argument("--dir", help="gallery folder (default: the app's gallery folder)")
+        where.add_argument("--source", help="a source folder (read-only: see `gallery sources`)")
         q.add_argument("--limit", type=int, default=50, help="most images to print (0: all)")
         q.add_argument("--favourites", action="store_true", help="only favourites")
         q.add_argument("--oldest", action="store_true", help="oldest first")
@@ -25,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     q = gsub.add_parser("search", help='find images: words, "a phrase", seed:123, model:name, '
                                        "sampler:x, steps:20, cfg:7, size:512x512, neg:word, "
-                                       "tool:comfyui, is:fav")
+                                       "tool:comfyui, is:fav, from:2026-01-01, to:2026-01-31, "
+                                       "date:2026-01")
     q.add_argument("query")
     folder_arg(q)
     q.set_defaults(func=run_list)
@@ -35,6 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--json", action="store_true", help="print the full request as JSON")
     q.set_defaults(func=run_show)
 
+    q = gsub.add_parser("sources", help="other tools' folders shown read-only in the gallery")
+    ssub = q.add_subparsers(dest="sources_command", metavar="ACTION", required=True)
+    s = ssub.add_parser("add", help="add a folder (indexed now; its files are never written)")
+    s.add_argument("path")
+    s.set_defaults(func=run_sources_add)
+    s = ssub.add_parser("list", help="the source folders and how many images each holds")
+    s.set_defaults(func=run_sources_list)
+    s = ssub.add_parser("remove", help="take a folder off the list (its files are not touched)")
+    s.add_argument("path")
+    s.set_defaults(func=run_sources_remove)
+
     q = gsub.add_parser("rebuild", help="rebuild the index of a gallery folder from its files")
     q.add_argument("dir")
     q.set_defaults(func=run_rebuild)
@@ -42,8 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from sdstudio.core.gallery import Gallery
+    from sdstudio.core.gallery.sources import open_source
 
-    with Gallery(args.dir, create=args.dir is None) as g:
+    opened = (open_source(args.source) if args.source
+              else Gallery(args.dir, create=args.dir is None))
+    with opened as g:
         _print_unreadable(g.last_sync.errors, len(g.last_sync.skipped))
         images = g.search(args.query, favourites_only=args.favourites,
                           newest_first=not args.oldest, limit=args.limit or None)
@@ -83,6 +101,40 @@ def run_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_sources_add(args: argparse.Namespace) -> int:
+    from sdstudio.core.gallery.sources import add_source, open_source
+
+    folder = add_source(args.path)
+    with open_source(folder) as g:
+        _print_unreadable(g.last_sync.errors, len(g.last_sync.skipped))
+        total = g.count()
+    print(f"added {folder} (read-only): {_images(total)} indexed")
+    return 0
+
+
+def run_sources_list(args: argparse.Namespace) -> int:
+    from sdstudio.core.errors import UserError
+    from sdstudio.core.gallery.sources import load_sources, open_source
+
+    folders = load_sources()
+    for folder in folders:
+        try:
+            with open_source(folder, sync=False) as g:
+                state = _images(g.count())
+        except UserError as exc:  # moved, unplugged drive: say so, list the others
+            state = str(exc)
+        print(f"{folder}  ({state})")
+    print(f"{len(folders)} source folder{'s' if len(folders) != 1 else ''}")
+    return 0
+
+
+def run_sources_remove(args: argparse.Namespace) -> int:
+    from sdstudio.core.gallery.sources import remove_source
+
+    print(f"removed {remove_source(args.path)} (its files are untouched)")
+    return 0
+
+
 def run_rebuild(args: argparse.Namespace) -> int:
     from sdstudio.core.gallery import Gallery
 
@@ -95,6 +147,10 @@ def run_rebuild(args: argparse.Namespace) -> int:
     print(f"indexed {total} images in {time.perf_counter() - start:.1f} s "
           f"({len(report.unreadable)} unreadable files skipped)")
     return 0
+
+
+def _images(n: int) -> str:
+    return f"{n} image{'s' if n != 1 else ''}"
 
 
 def _print_unreadable(new: list[str], known: int) -> None:

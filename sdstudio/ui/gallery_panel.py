@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
     QListView,
     QMenu,
     QMessageBox,
+    QProgressBar,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -52,6 +53,7 @@ from sdstudio.core.gallery import Gallery, GalleryImage, SyncReport
 from sdstudio.core.gallery.saving import PendingImage, SaveOutcome, Saver
 from sdstudio.core.paths import default_gallery_dir
 from sdstudio.core.png import MetadataError, Parameters, read_png, request_from_png
+from sdstudio.ui.gallery_filters import FilterBar
 from sdstudio.ui.gallery_model import (
     CELL,
     IMAGE_ROLE,
@@ -60,6 +62,7 @@ from sdstudio.ui.gallery_model import (
     GalleryModel,
     ThumbnailDelegate,
 )
+from sdstudio.ui.gallery_sources import FolderWatcher, SourceBar
 from sdstudio.ui.gallery_viewer import GalleryViewer
 from sdstudio.ui.settings import Settings
 from sdstudio.ui.tasks import PoolTasks
@@ -83,6 +86,7 @@ class GalleryPanel(QWidget):
     imageSaved = Signal(str)  # path of a newly saved image
     refreshed = Signal(int)  # rows now listed
     synced = Signal(object)  # SyncReport after the folder was checked
+    _indexProgress = Signal(int, int)  # (read, to read), emitted by the sync's pool thread
 
     def __init__(self, folder: str | Path | None = None, settings: Settings | None = None,
                  parent: QWidget | None = None) -> None:
@@ -126,6 +130,11 @@ class GalleryPanel(QWidget):
         self.more_button.setMenu(more)
         self.status = QLabel()
         self.status.setObjectName("gallery_status")
+        self.filters = FilterBar()
+        self.sources = SourceBar()
+        self.watcher = FolderWatcher(self)
+        self.progress = QProgressBar(objectName="gallery_progress", visible=False)
+        self.progress.setFormat("Indexing %v of %m")
         self.model = GalleryModel(parent=self)
         self.view = QListView()
         self.view.setObjectName("gallery_view")
@@ -154,8 +163,11 @@ class GalleryPanel(QWidget):
         top.addWidget(self.more_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
+        lay.addWidget(self.sources)
         lay.addLayout(top)
+        lay.addWidget(self.filters)
         lay.addWidget(self.view, 1)
+        lay.addWidget(self.progress)
         lay.addWidget(self.status)
 
         self._search_timer = QTimer(self, singleShot=True, interval=200)
@@ -164,6 +176,12 @@ class GalleryPanel(QWidget):
         self.search_box.returnPressed.connect(self.refresh)
         self.sort_box.currentIndexChanged.connect(lambda _i: self.refresh())
         self.fav_button.toggled.connect(lambda _on: self.refresh())
+        self.filters.changed.connect(self._search_timer.start)
+        self.sources.chosen.connect(lambda folder, ro: self.open_folder(
+            folder or gallery_folder(self.settings), read_only=ro))
+        self.sources.errorOccurred.connect(self.errorOccurred)
+        self.watcher.changed.connect(self._sync)
+        self._indexProgress.connect(self._show_progress)
 
     def set_cell_size(self, side: int) -> None:
         side = max(MIN_CELL, min(MAX_CELL, side))
@@ -179,15 +197,17 @@ class GalleryPanel(QWidget):
         return super().eventFilter(obj, event)
 
     # --- opening and listing --------------------------------------------------------------------
-    def open_folder(self, folder: Path) -> None:
-        """Show the index at once, then check the folder for outside changes in the background."""
+    def open_folder(self, folder: Path, read_only: bool = False) -> None:
+        """Show the index at once, then check the folder for outside changes in the background.
+        read_only: another tool's folder (a source), never written."""
         if self.gallery is not None:
+            self.gallery.stop()
             self._bg_tasks.wait()
             self._save_tasks.wait()
             self.gallery.close()
             self.gallery = None
         try:
-            self.gallery = Gallery(folder, sync=False)
+            self.gallery = Gallery(folder, sync=False, read_only=read_only, create=not read_only)
         except UserError as exc:
             message = str(exc)
             self.model.set_rows([])
@@ -195,22 +215,43 @@ class GalleryPanel(QWidget):
             QTimer.singleShot(0, lambda: self.errorOccurred.emit(message))
             return
         self.refresh()
-        self._bg_tasks.start(self.gallery.sync, self._on_synced, self._on_sync_failed)
+        self.watcher.watch(self.gallery.folder)
+        self._sync()
+
+    def _sync(self) -> None:
+        """Check the folder for new, changed or removed files on the pool (progress shown)."""
+        if self.gallery is not None:
+            gallery, progress = self.gallery, self._indexProgress.emit
+            self._bg_tasks.start(lambda: gallery.sync(progress), self._on_synced,
+                                 self._on_sync_failed)
+
+    def _show_progress(self, done: int, total: int) -> None:
+        self.progress.setMaximum(total)
+        self.progress.setValue(done)
+        self.progress.setVisible(total > 0)
 
     def _on_synced(self, report: SyncReport) -> None:
+        self.progress.hide()
+        if self.gallery is not None:
+            self.filters.set_values({key: self.gallery.values(col) for key, col in (
+                ("model", "model"), ("sampler", "sampler"), ("tool", "source"), ("size", "size"))})
         if report.added or report.updated or report.removed:
             self.refresh()
         self._update_status(report)
         self.synced.emit(report)
 
     def _on_sync_failed(self, message: str) -> None:
+        self.progress.hide()
         self._set_status(message, error=True)
+
+    def _query(self) -> str:
+        return f"{self.search_box.text()} {self.filters.query()}".strip()
 
     def refresh(self) -> None:
         if self.gallery is None:
             return
         try:
-            ids = self.gallery.search_ids(self.search_box.text(),
+            ids = self.gallery.search_ids(self._query(),
                                           favourites_only=self.fav_button.isChecked(),
                                           newest_first=self.sort_box.currentIndex() == 0)
         except UserError as exc:
@@ -223,7 +264,7 @@ class GalleryPanel(QWidget):
     def _update_status(self, report: SyncReport | None = None) -> None:
         shown = self.model.rowCount()
         text = f"{shown} image{'s' if shown != 1 else ''}"
-        filtered = self.search_box.text().strip() or self.fav_button.isChecked()
+        filtered = self._query() or self.fav_button.isChecked()
         if filtered and self.gallery is not None:
             text += f" of {self.gallery.count()}"
         tip = str(self._folder())
@@ -243,7 +284,9 @@ class GalleryPanel(QWidget):
     def rebuild(self) -> None:
         if self.gallery is not None:
             self._set_status("Rebuilding the index…")
-            self._bg_tasks.start(self.gallery.rebuild, self._on_synced, self._on_sync_failed)
+            gallery, progress = self.gallery, self._indexProgress.emit
+            self._bg_tasks.start(lambda: gallery.rebuild(progress), self._on_synced,
+                                 self._on_sync_failed)
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Gallery folder", str(self._folder()))
@@ -275,6 +318,9 @@ class GalleryPanel(QWidget):
         gallery = self.gallery
         if gallery is None:
             raise UserError("The gallery folder could not be opened")
+        if gallery.read_only:  # a source is shown: new images still go to the gallery's folder
+            with Gallery(gallery_folder(self.settings), sync=False) as own:
+                return own.save(job.image, job.request, job.seed, job.extra)
         return gallery.save(job.image, job.request, job.seed, job.extra)
 
     def _on_save_failed(self, message: str) -> None:  # the Saver itself failed: unexpected
@@ -293,7 +339,7 @@ class GalleryPanel(QWidget):
 
     def _show_saved(self, row: GalleryImage) -> None:
         if self.gallery is not None and row.path.parent.is_relative_to(self.gallery.folder):
-            plain = not self.search_box.text().strip() and not self.fav_button.isChecked()
+            plain = not self._query() and not self.fav_button.isChecked()
             if plain and self.sort_box.currentIndex() == 0:
                 self.model.insert_first(row)
                 self._update_status()
@@ -448,6 +494,8 @@ class GalleryPanel(QWidget):
     def shutdown(self) -> None:
         """Finish pending saves (an image is never dropped), then stop the workers."""
         self._save_tasks.wait(60_000)
+        if self.gallery is not None:
+            self.gallery.stop()
         self._bg_tasks.clear()
         self._bg_tasks.wait(10_000)
         self.model.loader.shutdown()

@@ -22,7 +22,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from PIL import Image
 
 from sdstudio.core import atomic
 from sdstudio.core.errors import UserError
-from sdstudio.core.gallery.query import parse_query
+from sdstudio.core.gallery.query import MAX_VALUES, parse_query
 from sdstudio.core.paths import cache_dir, default_gallery_dir
 from sdstudio.core.png import MetadataError, Parameters, display_name, io
 from sdstudio.core.png.parameters import clean_text
@@ -59,6 +59,12 @@ CREATE TABLE IF NOT EXISTS images(
 );
 CREATE INDEX IF NOT EXISTS images_created ON images(created);
 CREATE INDEX IF NOT EXISTS images_seed ON images(seed);
+-- the filter bar's exact keys (model:"x", is:fav, size:WxH, ...) walk these newest first
+CREATE INDEX IF NOT EXISTS images_model ON images(model COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_sampler ON images(sampler COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_source ON images(source COLLATE NOCASE, created);
+CREATE INDEX IF NOT EXISTS images_favourite ON images(favourite, created);
+CREATE INDEX IF NOT EXISTS images_size ON images(width, height, created);
 CREATE VIRTUAL TABLE IF NOT EXISTS images_fts USING fts5(
     prompt, negative_prompt, content='images', content_rowid='id', tokenize='unicode61');
 CREATE TRIGGER IF NOT EXISTS images_ai AFTER INSERT ON images BEGIN
@@ -79,6 +85,10 @@ END;
 CREATE TABLE IF NOT EXISTS skipped(
     path TEXT PRIMARY KEY, file_size INTEGER, mtime_ns INTEGER, reason TEXT);
 """
+
+Progress = Callable[[int, int], None]  # (files read, files to read)
+PROGRESS_EVERY = 250  # files between two progress calls
+ANALYZE_AFTER = 1000  # rows changed by a sync before the query planner's statistics are redone
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")  # JPEG/WebP: EXIF parameters (A1111, SwarmUI)
 
@@ -156,7 +166,11 @@ class Gallery:
         index_path: str | os.PathLike[str] | None = None,
         sync: bool = True,
         create: bool = True,
+        read_only: bool = False,
     ) -> None:
+        # read_only: another tool's folder (a source). Nothing is written or removed inside it;
+        # favourites stay in the index (which lives in the cache folder, like the thumbnails).
+        self.read_only = read_only
         self.folder = Path(folder).expanduser() if folder else default_gallery_dir()
         self.folder = self.folder.resolve()
         if create and not self.folder.exists():
@@ -170,6 +184,7 @@ class Gallery:
         self._root = os.path.join(str(self.folder), "")  # with a trailing separator
         self.index_path = Path(index_path) if index_path else index_path_for(self.folder)
         self._lock = threading.RLock()  # the writing connection (saves, sync: pool threads)
+        self._stopping = threading.Event()  # set by stop(): a running sync ends early
         self._db = self._connect()
         # Queries have their own connection: in WAL mode a reader never waits for a writer, so
         # the window's list does not stall while a sync indexes a big folder.
@@ -213,6 +228,11 @@ class Gallery:
             raise
         return db
 
+    def stop(self) -> None:
+        """Make a sync running in another thread end soon (before close: switching folders
+        must not wait for 100,000 files to be read)."""
+        self._stopping.set()
+
     def close(self) -> None:
         with self._lock, self._read_lock:
             self._reader.close()
@@ -238,6 +258,7 @@ class Gallery:
         Raises UserError when no file was written; IndexNotUpdated (a UserError) when the file
         was written but its row was not: the caller must not save that image again.
         """
+        self._refuse_if_read_only("save images into")
         name = file_name_for(request.prompt, seed, time.time())
         for n in range(1000):
             target = self.folder / (name if n == 0 else name.replace(".png", f"-{n}.png"))
@@ -281,11 +302,13 @@ class Gallery:
 
     # ------------------------------------------------------------ syncing with the folder
 
-    def sync(self) -> SyncReport:
+    def sync(self, progress: Progress | None = None) -> SyncReport:
         """Pick up files added, changed or removed outside the app (no full rebuild).
 
-        Never fails because of a file: each unreadable one is named once in the report."""
-        atomic.remove_stale_temp_files(self.folder)
+        Never fails because of a file: each unreadable one is named once in the report.
+        `progress(done, total)` is called from this thread while new files are read."""
+        if not self.read_only:
+            atomic.remove_stale_temp_files(self.folder)
         on_disk = dict(self._scan())
         with self._lock:
             indexed = {p: (s, m) for p, s, m in
@@ -301,7 +324,11 @@ class Gallery:
             elif indexed.get(rel) != (st.st_size, st.st_mtime_ns):
                 todo.append((rel, st))
         rows, bad = [], []
-        for rel, st in todo:
+        for n, (rel, st) in enumerate(todo):
+            if progress is not None and n % PROGRESS_EVERY == 0:
+                progress(n, len(todo))
+            if self._stopping.is_set():
+                break  # what was read is kept; the next sync reads the rest
             try:
                 if clean_text(rel) != rel:
                     raise MetadataError(_bad_name(rel))
@@ -325,19 +352,33 @@ class Gallery:
                                      [(p,) for p in skipped if p not in keys_on_disk])
                 self._db.executemany("INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)", bad)
                 report.errors += self._upsert(rows)
-                if rows:
+                if rows and not self.read_only:
                     self._apply_saved_favourites()
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+        if len(rows) + len(gone) > ANALYZE_AFTER or not self._has_statistics():
+            self._analyze()
         report.removed = len(gone)
         report.updated = sum(1 for r in rows if r["path"] in indexed)
         report.added = len(rows) - report.updated
         self.last_sync = report
         return report
 
-    def rebuild(self) -> SyncReport:
+    def _has_statistics(self) -> bool:
+        with self._lock:
+            return bool(self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone())
+
+    def _analyze(self) -> None:
+        """Refresh the planner's statistics: without them `tool:"a1111" model:"x"` walks the
+        tool index (every image of the folder) instead of the model one. Sampled: fast."""
+        with self._lock, contextlib.suppress(sqlite3.OperationalError):  # busy: next time
+            self._db.execute("PRAGMA analysis_limit = 1000")
+            self._db.execute("ANALYZE")
+
+    def rebuild(self, progress: Progress | None = None) -> SyncReport:
         """Forget the index and read every file again (favourites are kept)."""
         with self._lock:
             favs = [p for (p,) in self._db.execute("SELECT path FROM images WHERE favourite")]
@@ -346,7 +387,7 @@ class Gallery:
             self._db.execute("DELETE FROM skipped")
             self._db.execute("INSERT INTO images_fts(images_fts) VALUES ('rebuild')")
             self._db.execute("COMMIT")
-            report = self.sync()
+            report = self.sync(progress)
             self._db.executemany("UPDATE images SET favourite = 1 WHERE path = ?",
                                  [(p,) for p in favs])
             self._db.execute("INSERT INTO images_fts(images_fts) VALUES ('optimize')")
@@ -395,6 +436,10 @@ class Gallery:
         self._db.executemany("DELETE FROM skipped WHERE path = ?", [(r["path"],) for r in rows])
         return failed
 
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise UserError(f"{self.folder} is a read-only source: sdstudio does not {what} it.")
+
     def _rel(self, path: Path) -> str:
         try:
             return path.relative_to(self.folder).as_posix()
@@ -438,7 +483,7 @@ class Gallery:
 
     def _select(self, columns: str, query: str, favourites_only: bool, newest_first: bool,
                 limit: int | None, offset: int) -> tuple[str, list[Any]]:
-        where, args = parse_query(query)
+        where, args = parse_query(query, self._values_like)
         if favourites_only:
             where.append("favourite = 1")
         sql = f"SELECT {columns} FROM images"
@@ -451,9 +496,30 @@ class Gallery:
             args += [limit, offset]
         return sql, args
 
+    def _values_like(self, column: str, pattern: str) -> list[str]:
+        """The distinct values of `column` LIKE `pattern` (a scan of its small index)."""
+        sql = (f"SELECT DISTINCT {column} COLLATE NOCASE FROM images "
+               f"WHERE {column} LIKE ? ESCAPE '\\' LIMIT ?")
+        with self._read_lock, _search_errors():
+            return [v for (v,) in self._reader.execute(sql, (pattern, MAX_VALUES + 1))]
+
     def count(self) -> int:
         with self._read_lock:
             return self._reader.execute("SELECT count(*) FROM images").fetchone()[0]
+
+    def values(self, column: str, limit: int = 200) -> list[str]:
+        """The distinct values of model, sampler, source (tool) or size ('512x768'), most used
+        first: what the filter bar offers."""
+        if column == "size":
+            sql = ("SELECT width || 'x' || height AS v FROM images WHERE width AND height "
+                   "GROUP BY v ORDER BY count(*) DESC, v LIMIT ?")
+        elif column in ("model", "sampler", "source"):
+            sql = (f"SELECT {column} FROM images WHERE {column} IS NOT NULL AND {column} != '' "
+                   f"GROUP BY {column} ORDER BY count(*) DESC, {column} LIMIT ?")
+        else:
+            raise ValueError(column)
+        with self._read_lock:
+            return [v for (v,) in self._reader.execute(sql, (limit,))]
 
     def get(self, path: str | os.PathLike[str]) -> GalleryImage | None:
         rel = self._rel(Path(path).resolve())
@@ -485,6 +551,8 @@ class Gallery:
 
     def _write_saved_favourites(self, favs: list[str]) -> None:
         """Keep the favourites beside the files too, so a lost index does not lose them."""
+        if self.read_only:
+            return
         text = json.dumps({"favourites": sorted(favs)}, ensure_ascii=False)
         with contextlib.suppress(OSError):  # a read-only folder: the index still holds them
             atomic.write_text(self.folder / FAVOURITES_FILE, text)
@@ -500,6 +568,7 @@ class Gallery:
 
     def delete(self, path: str | os.PathLike[str], *, permanently: bool = False) -> None:
         """Move the file to the system trash (or delete it); its row goes first."""
+        self._refuse_if_read_only("delete files of")
         path = Path(path).resolve()
         rel = self._rel(path)
         with self._lock:
