@@ -80,10 +80,9 @@ def load_tiny(path: str | Path, device: torch.device | str = "cpu",
 
     path = Path(path)
     if path.is_dir():
-        tiny = AutoencoderTiny.from_pretrained(path)
-    else:
-        tiny = AutoencoderTiny()  # the TAESD release's architecture is diffusers' default
-        tiny.decoder.load_state_dict(_taesd_decoder_state(path))
+        return AutoencoderTiny.from_pretrained(path, torch_dtype=dtype).to(device).eval()
+    tiny = AutoencoderTiny()  # the TAESD release's architecture is diffusers' default
+    tiny.decoder.load_state_dict(_taesd_decoder_state(path))
     return tiny.to(device=device, dtype=dtype).eval()
 
 
