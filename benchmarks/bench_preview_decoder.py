@@ -135,7 +135,7 @@ def x0_strips(model, decoder, steps: int, out: Path) -> None:
         rows = []
         keep = {2, steps // 4, steps // 2, steps}
 
-        def on_step(ev) -> None:
+        def on_step(ev, rows=rows, keep=keep) -> None:
             if ev.step in keep and ev.denoised is not None:
                 full = to_uint8(vae.decode(ev.denoised[:1] / vae.config.scaling_factor).sample[0])
                 rows.append(side_by_side([Image.fromarray(full), decoder.decode(ev.denoised)]))
