@@ -16,14 +16,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="checkpoints, latent cache and log (default: OUT/../OUT.work)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --work")
     p.add_argument("--stages", default="vae,encode,unet,export",
-                   help="comma-separated subset of vae,encode,unet,decoder,export")
+                   help="comma-separated subset of vae,encode,unet,decoder,export,preview")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda when available), cuda or cpu")
     p.add_argument("--threads", type=int, default=1, help="torch threads per process (1 is best on a busy CPU)")
     p.add_argument("--workers", type=int, default=0,
                    help="processes drawing the data set (default: one per CPU core)")
     p.add_argument("--images", type=int, default=None, help="training images for the UNet")
-    for stage in ("vae", "unet", "decoder"):
+    for stage in ("vae", "unet", "decoder", "preview"):
         p.add_argument(f"--{stage}-steps", type=int, default=None)
         p.add_argument(f"--{stage}-minutes", type=float, default=None,
                        help=f"fit the {stage} step count to this many minutes (after timing 50 steps)")
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--unet-attention needs {len(cfg.unet_channels)} values, one per UNet level.")
         cfg.unet_attention = flags
     for field in ("vae_steps", "unet_steps", "decoder_steps", "vae_minutes", "unet_minutes",
-                  "decoder_minutes", "unet_batch", "unet_lr", "text_lr", "vae_batch"):
+                  "decoder_minutes", "preview_steps", "preview_minutes", "unet_batch", "unet_lr",
+                  "text_lr", "vae_batch"):
         if (value := getattr(args, field)) is not None:
             setattr(cfg, field, value)
     if args.images is not None:

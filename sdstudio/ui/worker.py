@@ -26,6 +26,7 @@ from sdstudio.ui.imaging import pil_to_qimage
 
 if TYPE_CHECKING:
     from sdstudio.core.events import ImageEvent, StepEvent
+    from sdstudio.core.preview_decoder import PreviewDecoder
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class GenerationWorker(QObject):
 
     def _forward(self, job_id: int) -> Callable[[EngineEvent], None]:
         """The engine's events, their payloads made ready to paint, onto the signal."""
+        decoder: list[PreviewDecoder | None] = []
 
         def forward(ev: EngineEvent) -> None:
             if ev.kind is EventKind.STARTED:
@@ -180,7 +182,9 @@ class GenerationWorker(QObject):
                 return
             if ev.kind is EventKind.PROGRESS:
                 projection = getattr(self.engine.model, "latent_rgb", None)
-                preview = self.make_preview(ev.payload, projection)
+                if not decoder:  # chosen at the job's first step, once its model is loaded
+                    decoder.append(self._preview_decoder())
+                preview = self.make_preview(ev.payload, projection, decoder[0])
                 if preview is None:
                     return
                 ev = EngineEvent(ev.kind, ev.job_id, preview)
@@ -193,7 +197,18 @@ class GenerationWorker(QObject):
 
         return forward
 
-    def make_preview(self, ev: StepEvent, projection: Any = None) -> StepPreview | None:
+    def _preview_decoder(self) -> PreviewDecoder | None:
+        """The loaded model's tiny x0 decoder (reset for a new job), or None: the projection."""
+        from sdstudio.core.preview_decoder import preview_decoder_for
+
+        model = self.engine.model
+        decoder = None if model is None else preview_decoder_for(model)
+        if decoder is not None:
+            decoder.reset()
+        return decoder
+
+    def make_preview(self, ev: StepEvent, projection: Any = None,
+                     decoder: PreviewDecoder | None = None) -> StepPreview | None:
         """A step's preview, or None when one was sent too recently (the last step always is)."""
         from sdstudio.core.latents import channel_images, preview_rgb
 
@@ -205,9 +220,12 @@ class GenerationWorker(QObject):
         channels = tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
                          for img, lo, hi in channel_images(latents))
         x0 = ev.denoised
+        x0_image = None  # the model's tiny decoder where it has one, else the projection
+        if x0 is not None:
+            x0_image = (decoder.preview(x0, last=ev.step >= ev.total) if decoder
+                        else preview_rgb(x0[:1], projection))
         return StepPreview(step=ev.step, total=ev.total, elapsed=ev.elapsed,
                            preview=pil_to_qimage(preview_rgb(latents, projection)),
                            channels=channels,
-                           denoised=None if x0 is None else pil_to_qimage(
-                               preview_rgb(x0[:1], projection)),
+                           denoised=None if x0_image is None else pil_to_qimage(x0_image),
                            phase=ev.phase)

@@ -222,3 +222,26 @@ def _tensors(path: Path, keys: list[str]) -> dict:
     with safe_open(str(path), framework="pt") as f:
         have = set(f.keys())
         return {k: f.get_tensor(k) for k in keys if k in have}
+
+
+TINY_DECODER_STEMS = {"sdxl": "taesdxl"}  # other families (SD 1.x, SD 2.x) share SD 1.x's VAE
+_TINY_SUFFIXES = (".safetensors", ".pth", ".pt")
+
+
+def tiny_decoder(root: str | os.PathLike[str], family: str) -> Path | None:
+    """The TAESD preview decoder for `family` ("sd1", "sd2", "sdxl") in a models folder's VAE
+    folders: a diffusers `taesd`/`taesdxl` folder (AutoencoderTiny) or a `taesd_decoder.*` /
+    `taesdxl_decoder.*` file of the original TAESD release; None where there is none."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        return None
+    layout, base = layout_of(root)
+    stem = TINY_DECODER_STEMS.get(family, "taesd")
+    for sub in LAYOUTS[layout]["vaes"]:
+        folder = base / sub
+        if (folder / stem / "config.json").is_file():
+            return folder / stem
+        for suffix in _TINY_SUFFIXES:
+            if (folder / f"{stem}_decoder{suffix}").is_file():
+                return folder / f"{stem}_decoder{suffix}"
+    return None

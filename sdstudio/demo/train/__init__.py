@@ -10,6 +10,8 @@ Stages (each resumable from `<work>/*.pt` checkpoints, each logging its loss):
 4. `decoder` - optional: the decoder alone fine-tuned (encoder frozen, so the cached latents stay
                valid and it can run beside `unet` in another process).
 5. `export`  - a diffusers Stable Diffusion folder (safetensors) in `out`.
+6. `preview` - optional, after `export`: a tiny preview decoder (AutoencoderTiny) for the
+               exported VAE's latents, written to `out/vae_tiny`.
 
 The data set is drawn once per process by `workers` processes and kept in memory (uint8, on the
 training device). On a GPU the whole recipe takes minutes; `vae_minutes`/`unet_minutes` fit a
@@ -19,7 +21,7 @@ CPU use one thread per process (`threads=1`): two OpenMP threads competing with 
 ~10x slower than one.
 
 Modules, one per stage: `common` (configuration, utilities and the one training loop every
-stage runs), `components`, `data`, `vae` (stage 1 and the decoder), `encode`, `unet`, `export`.
+stage runs), `components`, `data`, `vae` (stage 1 and the decoder), `encode`, `unet`, `export`, `preview`.
 """
 
 from __future__ import annotations
@@ -40,13 +42,14 @@ from sdstudio.demo.train.common import (
 from sdstudio.demo.train.components import fold_latent_norm, make_vae
 from sdstudio.demo.train.encode import encode_dataset
 from sdstudio.demo.train.export import export
+from sdstudio.demo.train.preview import train_preview
 from sdstudio.demo.train.unet import train_unet
 from sdstudio.demo.train.vae import train_decoder, train_vae
 
 __all__ = ["MAX_TOKENS", "STAGES", "TrainConfig", "fold_latent_norm", "load_ckpt", "lr_factor",
            "make_vae", "run"]
 
-STAGES = ("vae", "encode", "unet", "decoder", "export")
+STAGES = ("vae", "encode", "unet", "decoder", "export", "preview")
 
 
 def run(cfg: TrainConfig, stages: tuple[str, ...] = ("vae", "encode", "unet", "export")) -> None:
@@ -58,7 +61,7 @@ def run(cfg: TrainConfig, stages: tuple[str, ...] = ("vae", "encode", "unet", "e
     seed_everything(cfg.seed)
     steps: dict[str, Callable[[TrainConfig], object]] = {
         "vae": train_vae, "encode": encode_dataset, "unet": train_unet,
-        "decoder": train_decoder, "export": export}
+        "decoder": train_decoder, "export": export, "preview": train_preview}
     for name in stages:
         log(cfg, "stage", name=name)
         steps[name](cfg)

@@ -49,6 +49,13 @@ class TrainConfig:
     vae_minutes: float = 0.0  # > 0: fit vae_steps to this budget after timing the first steps
     unet_minutes: float = 0.0  # likewise for unet_steps
     decoder_minutes: float = 0.0  # likewise for decoder_steps
+    preview_steps: int = 3000  # the tiny preview decoder (stage `preview`)
+    preview_minutes: float = 0.0  # likewise for preview_steps
+    preview_batch: int = 16
+    preview_lr: float = 2e-3
+    preview_images: int = 1024  # encoded once by the exported VAE (3/4 scenes, 1/4 busy images)
+    preview_channels: tuple[int, ...] = (32, 32, 32, 32)
+    preview_blocks: tuple[int, ...] = (1, 2, 2, 1)
     warm_restart: bool = False  # unet: keep the checkpoint's weights, new optimiser and schedule
     max_minutes: float = 0.0  # 0: no time limit; else each stage stops (and saves) after this
     unet_channels: tuple[int, ...] = (32, 64, 96)
@@ -134,7 +141,7 @@ class Stage:
     """What one training stage's loop needs; `cfg.<name>_steps` is its step count (a time budget
     may refit it) and `name` is what its log lines are filed under."""
 
-    name: str  # "vae", "decoder" or "unet"
+    name: str  # "vae", "decoder", "unet" or "preview"
     opt: torch.optim.Optimizer
     params: list[torch.nn.Parameter]  # clipped to a gradient norm of 1
     base_lrs: tuple[float, ...]  # one per parameter group, scaled by lr_factor
