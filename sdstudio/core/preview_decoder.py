@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -59,13 +59,14 @@ class PreviewDecoder:
         """A new generation: forget the last picture and the time spent."""
         self._last, self._spent, self._start = None, 0.0, None
 
-    def preview(self, latents: torch.Tensor, last: bool = False) -> Image.Image:
-        """Decode when within budget (or on the `last` step), else the previous picture."""
+    def preview(self, latents: torch.Tensor, last: bool = False) -> Image.Image | None:
+        """Decode when within budget (or on the `last` step); None when over it, so the caller
+        shows the cheap projection and the preview keeps moving instead of standing still."""
         now = time.perf_counter()
         if self._start is None:
             self._start = now
         if self._last is not None and not last and self._spent > self.budget * (now - self._start):
-            return self._last
+            return None
         self._last = self.decode(latents)
         self._spent += time.perf_counter() - now
         self.decodes += 1
@@ -124,7 +125,7 @@ def preview_decoder_for(model: Any) -> PreviewDecoder | None:
     """The loaded model's preview decoder (loaded once and kept on the model), or None."""
     cached = getattr(model, "_preview_decoder", False)
     if cached is not False:
-        return cached
+        return cast("PreviewDecoder | None", cached)
     from sdstudio.core.paths import default_models_dir
 
     decoder = None

@@ -32,8 +32,8 @@ class SourceBar(QWidget):
         self.box = QComboBox()
         self.box.setObjectName("source_box")
         self.box.setToolTip("The gallery, or another tool's folder (read-only: never written)")
-        self.add_button = QToolButton(text="+", toolTip="Add a folder as a read-only source…")
-        self.remove_button = QToolButton(text="−", toolTip="Remove this source (files untouched)")
+        self.add_button = _tool_button("+", "Add a folder as a read-only source…")
+        self.remove_button = _tool_button("−", "Remove this source (files untouched)")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.box, 1)
@@ -115,7 +115,8 @@ class FolderWatcher(QObject):
             self._add_tree(folder)
 
     def _add_tree(self, folder: Path) -> None:
-        todo, found = [str(folder)], []
+        todo: list[str] = [str(folder)]
+        found: list[str] = []
         while todo and len(found) < MAX_WATCHED:
             d = todo.pop()
             found.append(d)
@@ -133,3 +134,10 @@ class FolderWatcher(QObject):
         if self._root is not None and os.path.isdir(path):
             self._add_tree(Path(path))  # a new dated subfolder is watched too
         self._timer.start()
+
+
+def _tool_button(text: str, tip: str) -> QToolButton:
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    return button

@@ -222,8 +222,10 @@ class GenerationWorker(QObject):
         x0 = ev.denoised
         x0_image = None  # the model's tiny decoder where it has one, else the projection
         if x0 is not None:
-            x0_image = (decoder.preview(x0, last=ev.step >= ev.total) if decoder
-                        else preview_rgb(x0[:1], projection))
+            if decoder is not None:
+                x0_image = decoder.preview(x0, last=ev.step >= ev.total)
+            if x0_image is None:  # no tiny decoder, or its time budget is spent for now
+                x0_image = preview_rgb(x0[:1], projection)
         return StepPreview(step=ev.step, total=ev.total, elapsed=ev.elapsed,
                            preview=pil_to_qimage(preview_rgb(latents, projection)),
                            channels=channels,
