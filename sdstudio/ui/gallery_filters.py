@@ -5,7 +5,7 @@ does nothing the search box cannot do. Favourites stay the panel's ★ button.""
 from __future__ import annotations
 
 from PySide6.QtCore import QDate, Signal
-from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QDateEdit, QGridLayout, QWidget
 
 ANY = ""  # the item data of "any …"
 _NO_DATE = QDate(2000, 1, 1)  # the minimum date shows as "any" (the special value text)
@@ -18,8 +18,10 @@ class FilterBar(QWidget):
         super().__init__(parent)
         self.setObjectName("gallery_filters")
         self.boxes: dict[str, QComboBox] = {}
-        lay = QHBoxLayout(self)
+        # One row; the gallery panel puts it in a strip that scrolls sideways when narrow.
+        lay = QGridLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        cells = iter((0, c) for c in range(6))
         for key, label in (("model", "model"), ("sampler", "sampler"), ("tool", "tool"),
                            ("size", "size")):
             box = QComboBox()
@@ -27,10 +29,10 @@ class FilterBar(QWidget):
             box.setToolTip(f"Only images with this {label}")
             box.addItem(f"any {label}", ANY)
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            box.setMinimumContentsLength(8)
+            box.setMinimumContentsLength(5)
             box.currentIndexChanged.connect(lambda _i: self.changed.emit())
             self.boxes[key] = box
-            lay.addWidget(box, 1)
+            lay.addWidget(box, *next(cells))
         self.dates: dict[str, QDateEdit] = {}
         for key, tip in (("from", "Made on or after this day"), ("to", "Made on or before this day")):
             edit = QDateEdit()
@@ -43,7 +45,7 @@ class FilterBar(QWidget):
             edit.setDate(_NO_DATE)
             edit.dateChanged.connect(lambda _d: self.changed.emit())
             self.dates[key] = edit
-            lay.addWidget(edit)
+            lay.addWidget(edit, *next(cells))
 
     def set_values(self, values: dict[str, list[str]]) -> None:
         """Offer these values (from Gallery.values); the current choices are kept."""

@@ -36,6 +36,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -43,6 +44,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -165,9 +167,13 @@ class GalleryPanel(QWidget):
         top.addWidget(self.more_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
-        lay.addWidget(self.sources)
+        strip = QWidget()  # the folder and the filters, one row that scrolls sideways if narrow
+        row = QHBoxLayout(strip)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.sources)
+        row.addWidget(self.filters, 1)
         lay.addLayout(top)
-        lay.addWidget(self.filters)
+        lay.addWidget(_h_scroll(strip))
         lay.addWidget(self.view, 1)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
@@ -513,3 +519,15 @@ def qimage_to_pil(image: QImage) -> Image.Image:
     w, h, stride = rgb.width(), rgb.height(), rgb.bytesPerLine()
     return Image.frombuffer("RGB", (w, h), bytes(rgb.constBits()), "raw", "RGB", stride, 1).copy()
 
+
+def _h_scroll(widget: QWidget) -> QScrollArea:
+    """`widget` in a strip that scrolls sideways when the dock is narrower than it, so the filter
+    row never sets the gallery dock's (and the window's) minimum width."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    bar = area.horizontalScrollBar()
+    area.setFixedHeight(widget.sizeHint().height() + (bar.sizeHint().height() if bar else 0))
+    return area
