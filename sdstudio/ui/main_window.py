@@ -60,7 +60,7 @@ from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_panel import QueuePanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
-from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
+from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
@@ -125,6 +125,9 @@ class MainWindow(QMainWindow):
         self._first_run = not self.settings.has_params()
         self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._run_notices: dict[int, list[str]] = {}  # job id -> its notices (this session)
+        # job id -> its finished images by index, and each image's final channels (this session)
+        self._batches: dict[int, dict[int, FinishedImage]] = {}
+        self._batch_channels: dict[int, tuple[tuple[ChannelImage, ...], ...]] = {}
         self._seconds_per_mpx_step = 0.0  # measured speed, for the estimate of a new size
         self._sizes_confirmed: set[tuple[int, int, int]] = set()  # (w, h, native) asked once
         self._quit_when_idle = False
@@ -292,6 +295,9 @@ class MainWindow(QMainWindow):
         self.session_gallery.showRequested.connect(
             lambda img: self.preview_panel.show_final(img, "from the session gallery"))
         self.session_gallery.reuseRequested.connect(self.apply_request)
+        self.session_gallery.imagePicked.connect(lambda key: self.pick_image(*key))
+        self.preview_panel.imagePicked.connect(
+            lambda index: self.pick_image(self._last_started or 0, index))
         self.jobs.engineEvent.connect(self._on_event)  # in the GUI thread (see JobQueue)
 
     # --- public API ------------------------------------------------------------------------------
@@ -511,20 +517,45 @@ class MainWindow(QMainWindow):
             mpx = request.width * request.height * request.batch_size / 1e6
             self._seconds_per_mpx_step = sp.elapsed / sp.step / max(mpx, 1e-6)
         self.channels_panel.record_step(sp.step, sp.channels)
+        if sp.batch_channels:
+            self._batch_channels[job_id] = sp.batch_channels
         self.stepShown.emit(sp.step)
 
     def _on_image(self, result: FinishedImage) -> None:
         """Every finished image arrives here once: shown, and saved to the gallery (on the
         gallery's save thread; a failure is one sentence and the image is kept elsewhere) with
         the record the engine built from the loaded model."""
+        job_id = self._last_started or 0
+        self._batches.setdefault(job_id, {})[result.index] = result
         self.session_gallery.add_image(result.image, result.request, result.seed,
-                                       result.notices)
+                                       result.notices, key=(job_id, result.index))
         self.gallery_panel.save_image(result.event.image, result.request, result.seed,
                                       result.event.record)
-        job_id = self._last_started or 0
+        if result.request.batch_size > 1:
+            self.preview_panel.set_batch_cell(result.index, result.image, f"seed {result.seed}")
         if result.index == 0:
-            self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
+            self.preview_panel.show_final(result.image, self._image_caption(result))
         self._add_notices(job_id, result.notices)
+
+    def _image_caption(self, result: FinishedImage) -> str:
+        r = result.request
+        which = f"Image {result.index + 1}/{r.batch_size}" if r.batch_size > 1 else "Final image"
+        return (f"{which} · seed {result.seed} · {r.width}×{r.height} · {r.steps} steps · "
+                f"{r.scheduler} · CFG {r.guidance:g}")
+
+    def pick_image(self, job_id: int, index: int) -> None:
+        """Show one finished image of this session: the preview, its channels, its seed and
+        details (the caption) and its run's notices."""
+        result = self._batches.get(job_id, {}).get(index)
+        if result is None:  # still forming: nothing finished to show yet
+            return
+        self.preview_panel.show_final(result.image, self._image_caption(result))
+        channels = self._batch_channels.get(job_id, ())
+        if index < len(channels):
+            self.channels_panel.show_channels(channels[index])
+        self.preview_panel.set_notices(self._run_notices.get(job_id, []))
+        if job_id == self._last_started:
+            self.preview_panel.batch_grid.setCurrentRow(index)
 
     def _on_failed(self, message: str) -> None:
         if self._pending is not None:  # the model did not open: mark it, undo its CFG
