@@ -60,6 +60,7 @@ from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_panel import QueuePanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
+from sdstudio.ui.settings_dialog import SettingsDialog
 from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
@@ -266,6 +267,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Open &init image…", self.params_panel.init_image._browse)
         file_menu.addAction("Set models &folder…", self.params_panel.model._choose_folder)
         file_menu.addSeparator()
+        self.settings_action = file_menu.addAction(
+            "S&ettings…", QKeySequence.StandardKey.Preferences, self.open_settings)
+        file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
         gen_menu = self.menuBar().addMenu("&Generate")
         for action in (self.generate_action, self.cancel_action, self.cancel_all_action,
@@ -281,6 +285,8 @@ class MainWindow(QMainWindow):
         self.smooth_action = view_menu.addAction("&Smooth preview scaling")
         self.smooth_action.setCheckable(True)  # off: small images are shown pixel-exact
         self.smooth_action.toggled.connect(self.preview_panel.view.set_smooth)
+        self.smooth_action.toggled.connect(self.settings.set_preview_smooth)
+        self.preview_panel.source.currentIndexChanged.connect(self.settings.set_preview_source)
 
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
@@ -399,6 +405,28 @@ class MainWindow(QMainWindow):
         """Use the image at `path` as the img2img init image."""
         self.params_panel.init_image.set_path(str(path))
         self.params_dock.raise_()
+
+    @Slot()
+    def open_settings(self) -> SettingsDialog:
+        """File ▸ Settings…: the dialog (window-modal); its Apply/OK take effect at once."""
+        dialog = SettingsDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        before = dialog.values()
+
+        def applied(values: dict) -> None:
+            if values["models_folder"] != before["models_folder"]:
+                self.params_panel.model.set_models_folder(Path(values["models_folder"]))
+            if values["gallery_folder"] != before["gallery_folder"]:
+                self.gallery_panel.set_folder(values["gallery_folder"])
+            self.params_panel.set_params({"device": values["device"], "dtype": values["dtype"]})
+            self.preview_panel.source.setCurrentIndex(values["preview_source"])
+            self.smooth_action.setChecked(values["preview_smooth"])
+            before.update(values)
+            self.statusBar().showMessage("Settings saved.")
+
+        dialog.applied.connect(applied)
+        dialog.open()
+        return dialog
 
     def show_error(self, message: str, dialog: bool = True) -> None:
         """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""
@@ -596,6 +624,8 @@ class MainWindow(QMainWindow):
         params.pop("init_image", None)
         params.pop("mask", None)
         self.params_panel.set_params(params)
+        self.preview_panel.source.setCurrentIndex(self.settings.preview_source())
+        self.smooth_action.setChecked(self.settings.preview_smooth())
         geometry = self.settings.geometry()
         restored = geometry is not None and self.restoreGeometry(geometry)
         available = self.available_geometry()
