@@ -200,15 +200,14 @@ class GenerationWorker(QObject):
 
     def make_preview(self, ev: StepEvent, projection: Any = None) -> StepPreview | None:
         """A step's preview, or None when one was sent too recently (the last step always is)."""
-        from sdstudio.core.latents import channel_images, preview_rgb
+        from sdstudio.core.latents import preview_rgb
 
         now = time.monotonic()
         if ev.step < ev.total and now - self._last_preview < self._preview_interval:
             return None
         self._last_preview = now
         latents = ev.latents[:1]
-        channels = tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
-                         for img, lo, hi in channel_images(latents))
+        channels = _channels(latents)
         x0 = ev.denoised
         return StepPreview(step=ev.step, total=ev.total, elapsed=ev.elapsed,
                            preview=pil_to_qimage(preview_rgb(latents, projection)),
