@@ -25,6 +25,7 @@ from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, Jo
 if TYPE_CHECKING:
     from sdstudio.ui.main_window import MainWindow
 
+BATCH_COLOURS = ("purple", "teal", "olive", "navy")
 FAKE_RECORD = {"device": "cpu", "dtype": "float32", "scheduler_config": {"fake": True}}
 
 
@@ -87,8 +88,16 @@ class FakeWorker(GenerationWorker):
                 self.engineEvent.emit(EngineEvent(EventKind.CANCELLED, job.job_id))
                 return
             channels = tuple(ChannelImage(_flat(8, "grey"), -1.0, 1.0) for _ in range(4))
+            n = request.batch_size
+            # a batch: one flat colour per image; at the last step each image's channels, whose
+            # range names the image (image i: -1-i … 1+i)
+            batch = tuple(_flat(8, BATCH_COLOURS[i % len(BATCH_COLOURS)]) for i in range(n))
+            per_image = tuple(tuple(ChannelImage(_flat(8, "grey"), -1.0 - i, 1.0 + i)
+                                    for _ in range(4)) for i in range(n))
             preview = StepPreview(step=step, total=total, elapsed=step * 0.01,
-                                  preview=_flat(8, "purple"), channels=channels)
+                                  preview=_flat(8, "purple"), channels=channels,
+                                  batch=batch if n > 1 else (),
+                                  batch_channels=per_image if step == total else ())
             self.engineEvent.emit(EngineEvent(EventKind.PROGRESS, job.job_id, preview))
         if self.fail:
             self.engineEvent.emit(EngineEvent(EventKind.FAILED, job.job_id, self.fail))

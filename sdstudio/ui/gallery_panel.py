@@ -178,6 +178,11 @@ class GalleryPanel(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
 
+        if self.settings is not None:  # the last session's sort and search, kept as they change
+            self.sort_box.setCurrentIndex(self.settings.gallery_sort())
+            self.search_box.setText(self.settings.gallery_search())
+            self.sort_box.currentIndexChanged.connect(self.settings.set_gallery_sort)
+            self.search_box.textChanged.connect(self.settings.set_gallery_search)
         self._search_timer = QTimer(self, singleShot=True, interval=200)
         self._search_timer.timeout.connect(self.refresh)
         self.search_box.textChanged.connect(lambda _t: self._search_timer.start())
@@ -459,7 +464,9 @@ class GalleryPanel(QWidget):
         self._open_url(path.parent)
 
     def _open_url(self, folder: Path) -> None:
-        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
+        if not QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder))):
+            self.errorOccurred.emit(f"Could not open the folder {folder}: this system has no "
+                                    "file manager set up to open it.")
 
     # --- drops on the window ---------------------------------------------------------------------
     def handle_drop(self, path: str) -> bool:

@@ -62,7 +62,8 @@ from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_panel import QueuePanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
-from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
+from sdstudio.ui.settings_dialog import SettingsDialog
+from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
@@ -131,6 +132,9 @@ class MainWindow(QMainWindow):
         self._first_run = not self.settings.has_params()
         self._native_size = 0  # the loaded model's training size; 0 before the first load
         self._run_notices: dict[int, list[str]] = {}  # job id -> its notices (this session)
+        # job id -> its finished images by index, and each image's final channels (this session)
+        self._batches: dict[int, dict[int, FinishedImage]] = {}
+        self._batch_channels: dict[int, tuple[tuple[ChannelImage, ...], ...]] = {}
         self._seconds_per_mpx_step = 0.0  # measured speed, for the estimate of a new size
         self._sizes_confirmed: set[tuple[int, int, int]] = set()  # (w, h, native) asked once
         self._quit_when_idle = False
@@ -272,6 +276,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Open &init image…", self.params_panel.init_image._browse)
         file_menu.addAction("Set models &folder…", self.params_panel.model._choose_folder)
         file_menu.addSeparator()
+        self.settings_action = file_menu.addAction(
+            "S&ettings…", QKeySequence.StandardKey.Preferences, self.open_settings)
+        file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
         gen_menu = self.menuBar().addMenu("&Generate")
         for action in (self.generate_action, self.cancel_action, self.cancel_all_action,
@@ -287,6 +294,8 @@ class MainWindow(QMainWindow):
         self.smooth_action = view_menu.addAction("&Smooth preview scaling")
         self.smooth_action.setCheckable(True)  # off: small images are shown pixel-exact
         self.smooth_action.toggled.connect(self.preview_panel.view.set_smooth)
+        self.smooth_action.toggled.connect(self.settings.set_preview_smooth)
+        self.preview_panel.source.currentIndexChanged.connect(self.settings.set_preview_source)
 
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
@@ -301,6 +310,9 @@ class MainWindow(QMainWindow):
         self.session_gallery.showRequested.connect(
             lambda img: self.preview_panel.show_final(img, "from the session gallery"))
         self.session_gallery.reuseRequested.connect(self.apply_request)
+        self.session_gallery.imagePicked.connect(lambda key: self.pick_image(*key))
+        self.preview_panel.imagePicked.connect(
+            lambda index: self.pick_image(self._last_started or 0, index))
         self.jobs.engineEvent.connect(self._on_event)  # in the GUI thread (see JobQueue)
 
     # --- public API ------------------------------------------------------------------------------
@@ -402,6 +414,28 @@ class MainWindow(QMainWindow):
         """Use the image at `path` as the img2img init image."""
         self.params_panel.init_image.set_path(str(path))
         self.params_dock.raise_()
+
+    @Slot()
+    def open_settings(self) -> SettingsDialog:
+        """File ▸ Settings…: the dialog (window-modal); its Apply/OK take effect at once."""
+        dialog = SettingsDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        before = dialog.values()
+
+        def applied(values: dict) -> None:
+            if values["models_folder"] != before["models_folder"]:
+                self.params_panel.model.set_models_folder(Path(values["models_folder"]))
+            if values["gallery_folder"] != before["gallery_folder"]:
+                self.gallery_panel.set_folder(values["gallery_folder"])
+            self.params_panel.set_params({"device": values["device"], "dtype": values["dtype"]})
+            self.preview_panel.source.setCurrentIndex(values["preview_source"])
+            self.smooth_action.setChecked(values["preview_smooth"])
+            before.update(values)
+            self.statusBar().showMessage("Settings saved.")
+
+        dialog.applied.connect(applied)
+        dialog.open()
+        return dialog
 
     def show_error(self, message: str, dialog: bool = True) -> None:
         """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""
@@ -521,20 +555,45 @@ class MainWindow(QMainWindow):
             mpx = request.width * request.height * request.batch_size / 1e6
             self._seconds_per_mpx_step = sp.elapsed / sp.step / max(mpx, 1e-6)
         self.channels_panel.record_step(sp.step, sp.channels)
+        if sp.batch_channels:
+            self._batch_channels[job_id] = sp.batch_channels
         self.stepShown.emit(sp.step)
 
     def _on_image(self, result: FinishedImage) -> None:
         """Every finished image arrives here once: shown, and saved to the gallery (on the
         gallery's save thread; a failure is one sentence and the image is kept elsewhere) with
         the record the engine built from the loaded model."""
+        job_id = self._last_started or 0
+        self._batches.setdefault(job_id, {})[result.index] = result
         self.session_gallery.add_image(result.image, result.request, result.seed,
-                                       result.notices)
+                                       result.notices, key=(job_id, result.index))
         self.gallery_panel.save_image(result.event.image, result.request, result.seed,
                                       result.event.record)
-        job_id = self._last_started or 0
+        if result.request.batch_size > 1:
+            self.preview_panel.set_batch_cell(result.index, result.image, f"seed {result.seed}")
         if result.index == 0:
-            self.preview_panel.show_final(result.image, f"Final image · seed {result.seed}")
+            self.preview_panel.show_final(result.image, self._image_caption(result))
         self._add_notices(job_id, result.notices)
+
+    def _image_caption(self, result: FinishedImage) -> str:
+        r = result.request
+        which = f"Image {result.index + 1}/{r.batch_size}" if r.batch_size > 1 else "Final image"
+        return (f"{which} · seed {result.seed} · {r.width}×{r.height} · {r.steps} steps · "
+                f"{r.scheduler} · CFG {r.guidance:g}")
+
+    def pick_image(self, job_id: int, index: int) -> None:
+        """Show one finished image of this session: the preview, its channels, its seed and
+        details (the caption) and its run's notices."""
+        result = self._batches.get(job_id, {}).get(index)
+        if result is None:  # still forming: nothing finished to show yet
+            return
+        self.preview_panel.show_final(result.image, self._image_caption(result))
+        channels = self._batch_channels.get(job_id, ())
+        if index < len(channels):
+            self.channels_panel.show_channels(channels[index])
+        self.preview_panel.set_notices(self._run_notices.get(job_id, []))
+        if job_id == self._last_started:
+            self.preview_panel.batch_grid.setCurrentRow(index)
 
     def _on_failed(self, message: str) -> None:
         if self._pending is not None:  # the model did not open: mark it, undo its CFG
@@ -576,6 +635,8 @@ class MainWindow(QMainWindow):
         params.pop("mask", None)
         self.params_panel.set_params(params)
         self.prompt_panel.count_with(self.params_panel.model.current_model())
+        self.preview_panel.source.setCurrentIndex(self.settings.preview_source())
+        self.smooth_action.setChecked(self.settings.preview_smooth())
         geometry = self.settings.geometry()
         restored = geometry is not None and self.restoreGeometry(geometry)
         available = self.available_geometry()

@@ -4,12 +4,17 @@ a scrubber over the previews of the last run."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QImage
+import math
+from collections.abc import Sequence
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QSlider,
     QVBoxLayout,
@@ -26,10 +31,29 @@ def _seconds(s: float) -> str:
 
 
 PREDICTED, NOISY = 0, 1  # what the preview shows (the `source` combo's index)
+CELL = 64  # a batch grid cell's icon side
+GAP = 2  # pixels between the images of a tiled batch
+
+
+def tile(images: Sequence[QImage]) -> QImage:
+    """The images side by side in a near-square grid (each cell the size of the largest)."""
+    cols = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / cols)
+    w = max(img.width() for img in images)
+    h = max(img.height() for img in images)
+    out = QImage(cols * w + (cols - 1) * GAP, rows * h + (rows - 1) * GAP,
+                 QImage.Format.Format_RGB32)
+    out.fill(QColor("#202020"))
+    painter = QPainter(out)
+    for i, img in enumerate(images):
+        painter.drawImage((i % cols) * (w + GAP), (i // cols) * (h + GAP), img)
+    painter.end()
+    return out
 
 
 class PreviewPanel(QWidget):
     stepScrubbed = Signal(int)  # the step now shown while scrubbing (0: not a step, e.g. final)
+    imagePicked = Signal(int)  # a cell of the batch grid was clicked: the image's index
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +89,20 @@ class PreviewPanel(QWidget):
         # (label, step or 0, x_t preview, x0 preview or None); the final image: both the same
         self._history: list[tuple[str, int, QImage, QImage | None]] = []
         self._live = True
+        # A batch's images, one cell each: its previews as it forms, then the finished images;
+        # clicking a cell shows that image (the window switches channels, seed and details).
+        self.batch_grid = QListWidget()
+        self.batch_grid.setObjectName("batch_grid")
+        self.batch_grid.setViewMode(QListWidget.ViewMode.IconMode)
+        self.batch_grid.setFlow(QListWidget.Flow.LeftToRight)
+        self.batch_grid.setWrapping(False)
+        self.batch_grid.setMovement(QListWidget.Movement.Static)
+        self.batch_grid.setIconSize(QSize(CELL, CELL))
+        self.batch_grid.setFixedHeight(CELL + 34)
+        self.batch_grid.setToolTip("The images of this batch: click one to look at it")
+        self.batch_grid.setVisible(False)
+        self.batch_grid.itemClicked.connect(
+            lambda item: self.imagePicked.emit(self.batch_grid.row(item)))
 
         scrub = QHBoxLayout()
         scrub.addWidget(self.source)
@@ -73,6 +111,7 @@ class PreviewPanel(QWidget):
         scrub.addWidget(self.scrub_label)
         layout = QVBoxLayout(self)
         layout.addWidget(self.view, 1)
+        layout.addWidget(self.batch_grid)
         layout.addWidget(self.caption)
         layout.addWidget(self.notices)
         layout.addWidget(self.progress)
@@ -90,6 +129,8 @@ class PreviewPanel(QWidget):
         self.progress.setFormat("")
         self.caption.setText(total_label)
         self.set_notices([])
+        self.batch_grid.clear()
+        self.batch_grid.setVisible(False)
 
     def set_notices(self, notices: list[str]) -> None:
         """The notices of the image shown (warning sign and one line each)."""
@@ -101,7 +142,15 @@ class PreviewPanel(QWidget):
         return [line.removeprefix("⚠ ") for line in text.splitlines()] if text else []
 
     def show_step(self, sp: StepPreview) -> None:
-        self._history.append((f"step {sp.step}", sp.step, sp.preview, sp.denoised))
+        noisy, predicted = sp.preview, sp.denoised
+        if sp.batch:  # the whole batch as it forms, tiled; each image in its cell
+            noisy = tile(sp.batch)
+            predicted = tile(sp.batch_denoised) if sp.batch_denoised else None
+            cells = (sp.batch_denoised if sp.batch_denoised and
+                     self.source.currentIndex() == PREDICTED else sp.batch)
+            for i, image in enumerate(cells):
+                self.set_batch_cell(i, image, f"{i + 1}")
+        self._history.append((f"step {sp.step}", sp.step, noisy, predicted))
         self.view.set_image(self._pick(self._history[-1]))
         eta = sp.elapsed / sp.step * (sp.total - sp.step) if sp.step else 0.0
         self.progress.setRange(0, sp.total)
@@ -114,6 +163,20 @@ class PreviewPanel(QWidget):
         self._history.append((label, 0, image, image))
         self.view.set_image(image)
         self.caption.setText(label)
+
+    def set_batch_cell(self, index: int, image: QImage, text: str) -> None:
+        """Put `image` in cell `index` of the batch grid (cells are added as needed)."""
+        while self.batch_grid.count() <= index:
+            self.batch_grid.addItem(QListWidgetItem(f"{self.batch_grid.count() + 1}"))
+        item = self.batch_grid.item(index)
+        item.setIcon(QIcon(QPixmap.fromImage(image).scaled(
+            CELL, CELL, Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.FastTransformation)))
+        item.setText(text)
+        self.batch_grid.setVisible(self.batch_grid.count() > 1)
+
+    def batch_count(self) -> int:
+        return self.batch_grid.count()
 
     def end(self, outcome: EventKind, seconds: float | None = None) -> None:
         """The run is over (FINISHED, CANCELLED or FAILED): enable the scrubber on what was

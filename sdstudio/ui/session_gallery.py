@@ -16,6 +16,7 @@ class SessionGallery(QListWidget):
 
     showRequested = Signal(QImage)
     reuseRequested = Signal(object)
+    imagePicked = Signal(object)  # an image added with a key (job id, index) was picked
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -27,10 +28,11 @@ class SessionGallery(QListWidget):
         self.setSpacing(4)
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
-        self.itemDoubleClicked.connect(lambda it: self.showRequested.emit(it.data(_IMAGE)))
+        self.itemDoubleClicked.connect(self._show)
+        self.itemClicked.connect(self._show)
 
     def add_image(self, image: QImage, request: Any, seed: int,
-                  notices: list[str] | None = None) -> None:
+                  notices: list[str] | None = None, key: object = None) -> None:
         thumb = QPixmap.fromImage(image).scaled(
             THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
             Qt.TransformationMode.SmoothTransformation)
@@ -40,17 +42,26 @@ class SessionGallery(QListWidget):
         item.setToolTip(f"{prompt}\nseed {seed}{notes}")
         item.setData(_IMAGE, image)
         item.setData(_REQUEST, request)
+        item.setData(_KEY, key)
         self.insertItem(0, item)
+
+    def _show(self, item: QListWidgetItem) -> None:
+        key = item.data(_KEY)
+        if key is not None:
+            self.imagePicked.emit(key)
+        else:
+            self.showRequested.emit(item.data(_IMAGE))
 
     def _menu(self, pos: Any) -> None:
         item = self.itemAt(pos)
         if item is None:
             return
         menu = QMenu(self)
-        menu.addAction("Show", lambda: self.showRequested.emit(item.data(_IMAGE)))
+        menu.addAction("Show", lambda: self._show(item))
         menu.addAction("Reuse parameters", lambda: self.reuseRequested.emit(item.data(_REQUEST)))
         menu.exec(self.mapToGlobal(pos))
 
 
 _IMAGE = Qt.ItemDataRole.UserRole
 _REQUEST = Qt.ItemDataRole.UserRole + 1
+_KEY = Qt.ItemDataRole.UserRole + 2

@@ -94,6 +94,10 @@ class Settings:
     GEOMETRY = "window/geometry"
     STATE = "window/state"
     QUEUE = "queue/saved"  # the jobs kept for the next start, as request JSON
+    PREVIEW_SOURCE = "preview/source"  # 0: the predicted image (x0), 1: the noisy latent (x_t)
+    PREVIEW_SMOOTH = "preview/smooth"  # smooth scaling of small images (else pixel-exact)
+    GALLERY_SORT = "gallery/sort"  # the gallery's sort box index: 0 newest first, 1 oldest
+    GALLERY_SEARCH = "gallery/search"
 
     def __init__(self, qsettings: QSettings | None = None) -> None:
         if qsettings is None:
@@ -139,6 +143,32 @@ class Settings:
     def set_opened_models(self, models: list[str]) -> None:
         self.qsettings.setValue(self.OPENED_MODELS, json.dumps(models[-MAX_OPENED_MODELS:]))
 
+    # --- preview and gallery view ----------------------------------------------------------
+    def preview_source(self) -> int:
+        return self._choice(self.PREVIEW_SOURCE, 2)
+
+    def set_preview_source(self, index: int) -> None:
+        self.qsettings.setValue(self.PREVIEW_SOURCE, json.dumps(int(index)))
+
+    def preview_smooth(self) -> bool:
+        return self._json(self.PREVIEW_SMOOTH, False) is True
+
+    def set_preview_smooth(self, smooth: bool) -> None:
+        self.qsettings.setValue(self.PREVIEW_SMOOTH, json.dumps(bool(smooth)))
+
+    def gallery_sort(self) -> int:
+        return self._choice(self.GALLERY_SORT, 2)
+
+    def set_gallery_sort(self, index: int) -> None:
+        self.qsettings.setValue(self.GALLERY_SORT, json.dumps(int(index)))
+
+    def gallery_search(self) -> str:
+        raw = self._json(self.GALLERY_SEARCH, "")
+        return raw if isinstance(raw, str) else ""
+
+    def set_gallery_search(self, text: str) -> None:
+        self.qsettings.setValue(self.GALLERY_SEARCH, json.dumps(text, ensure_ascii=False))
+
     # --- window ------------------------------------------------------------------------------
     def geometry(self) -> QByteArray | None:
         return self._bytes(self.GEOMETRY)
@@ -181,6 +211,12 @@ class Settings:
             return json.loads(raw)
         except ValueError:
             return default
+
+    def _choice(self, key: str, count: int) -> int:
+        """An index in 0..count-1, 0 where missing or out of range."""
+        raw = self._json(key, 0)
+        ok = isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < count
+        return raw if ok else 0
 
     def _path(self, key: str) -> Path | None:
         raw = self.qsettings.value(key, "")

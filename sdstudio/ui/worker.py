@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -57,6 +57,11 @@ class StepPreview:
     channels: tuple[ChannelImage, ...]
     denoised: QImage | None = None  # the same projection of the model's x0 estimate
     phase: str = ""  # hires fix: "first" or "hires" (StepEvent.phase)
+    # A batch of 2 or more: every image's preview (x_t, and x0 where known), by the same cheap
+    # projection, for the preview's grid; at the last step each image's channels.
+    batch: tuple[QImage, ...] = ()
+    batch_denoised: tuple[QImage, ...] = ()
+    batch_channels: tuple[tuple[ChannelImage, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,7 @@ class GenerationWorker(QObject):
                 preview = self.make_preview(ev.payload, projection, decoder[0])
                 if preview is None:
                     return
-                ev = EngineEvent(ev.kind, ev.job_id, preview)
+                ev = EngineEvent(ev.kind, ev.job_id, with_batch(preview, ev.payload, projection))
             elif ev.kind is EventKind.IMAGE:
                 image: ImageEvent = ev.payload
                 ev = EngineEvent(ev.kind, ev.job_id, FinishedImage(
@@ -210,15 +215,14 @@ class GenerationWorker(QObject):
     def make_preview(self, ev: StepEvent, projection: Any = None,
                      decoder: PreviewDecoder | None = None) -> StepPreview | None:
         """A step's preview, or None when one was sent too recently (the last step always is)."""
-        from sdstudio.core.latents import channel_images, preview_rgb
+        from sdstudio.core.latents import preview_rgb
 
         now = time.monotonic()
         if ev.step < ev.total and now - self._last_preview < self._preview_interval:
             return None
         self._last_preview = now
         latents = ev.latents[:1]
-        channels = tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
-                         for img, lo, hi in channel_images(latents))
+        channels = _channels(latents)
         x0 = ev.denoised
         x0_image = None  # the model's tiny decoder where it has one, else the projection
         if x0 is not None:
@@ -231,3 +235,29 @@ class GenerationWorker(QObject):
                            channels=channels,
                            denoised=None if x0_image is None else pil_to_qimage(x0_image),
                            phase=ev.phase)
+
+
+def _channels(latents: Any) -> tuple[ChannelImage, ...]:
+    from sdstudio.core.latents import channel_images
+
+    return tuple(ChannelImage(pil_to_qimage(img), float(lo), float(hi))
+                 for img, lo, hi in channel_images(latents))
+
+
+def with_batch(sp: StepPreview, ev: StepEvent, projection: Any = None) -> StepPreview:
+    """`sp` with the previews of every image of a batch (2 or more), and at the last step every
+    image's channels (one image too: picking it later shows its own)."""
+    from sdstudio.core.latents import preview_rgb
+
+    n = int(ev.latents.shape[0])
+    x0 = ev.denoised
+
+    def each(latents: Any) -> tuple[QImage, ...]:
+        return tuple(pil_to_qimage(preview_rgb(latents[i:i + 1], projection)) for i in range(n))
+
+    return replace(
+        sp,
+        batch=each(ev.latents) if n > 1 else (),
+        batch_denoised=each(x0) if n > 1 and x0 is not None else (),
+        batch_channels=(tuple(_channels(ev.latents[i:i + 1]) for i in range(n))
+                        if ev.step >= ev.total else ()))
