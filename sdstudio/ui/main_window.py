@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QKeySequence,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -35,6 +42,7 @@ from PySide6.QtWidgets import (
 from sdstudio.core.errors import UserError
 from sdstudio.core.events import EngineEvent, EventKind
 from sdstudio.core.model_settings import recommended_guidance_for
+from sdstudio.core.png.paste import pasted_fields
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
@@ -51,6 +59,7 @@ from sdstudio.ui.worker import FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
+    from sdstudio.ui.gallery_send import Send
     from sdstudio.ui.panels.docks import FinishOnClose
     from sdstudio.ui.panels.schedule import SchedulePanel
     from sdstudio.ui.panels.step_through import StepThroughPanel
@@ -154,6 +163,7 @@ class MainWindow(QMainWindow):
         self.gallery_dock.setWindowTitle("Gallery")
         self.gallery_panel.reuseRequested.connect(self.apply_request)
         self.gallery_panel.sendToImg2Img.connect(self.set_init_image)
+        self.gallery_panel.sendRequested.connect(self.send_to)
         self.gallery_panel.errorOccurred.connect(self.show_error)
 
     def _build_actions(self) -> None:
@@ -172,6 +182,15 @@ class MainWindow(QMainWindow):
         file_menu.addAction("Set models &folder…", self.params_panel.model._choose_folder)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.paste_action = QAction("&Paste parameters", self)
+        self.paste_action.setShortcut(QKeySequence("Ctrl+Shift+V"))
+        self.paste_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.paste_action.setToolTip("A1111 text (or another tool's) from the clipboard sets the "
+                                     "prompt and every parameter")
+        self.paste_action.triggered.connect(lambda: self.paste_parameters())
+        self.addAction(self.paste_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.paste_action)
         gen_menu = self.menuBar().addMenu("&Generate")
         gen_menu.addAction(self.generate_action)
         gen_menu.addAction(self.cancel_action)
@@ -184,6 +203,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
+        self.prompt_panel.pasteRequested.connect(lambda: self.paste_parameters())
         self.params_panel.modelChosen.connect(self._preload)
         self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
@@ -238,6 +258,37 @@ class MainWindow(QMainWindow):
         """Use the image at `path` as the img2img init image."""
         self.params_panel.init_image.set_path(str(path))
         self.params_dock.raise_()
+
+    def send_to(self, send: Send) -> None:
+        """A gallery image sent to img2img or inpaint: it becomes the init image, its prompt and
+        parameters (and, for inpaint, its mask) fill the fields."""
+        if send.request is not None:
+            self.apply_request(send.request)
+        else:
+            self.params_panel.set_params({"init_image": send.image, "mask": None})
+        self.params_dock.raise_()
+        self.statusBar().showMessage(" ".join((f"Sent {Path(send.image).name} to {send.mode}.",
+                                               *send.notices)))
+
+    def paste_parameters(self, text: str | None = None) -> bool:
+        """A1111's paste: parameters text (the clipboard's, by default) sets the prompt and every
+        parameter at once; what could not be used is named in one notice."""
+        if text is None:
+            text = QGuiApplication.clipboard().text()
+        try:
+            fields, notices = pasted_fields(text)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self.prompt_panel.set_texts(fields.pop("prompt"), fields.pop("negative_prompt"))
+        if "seed" in fields:
+            fields["seed_random"] = False
+        self.params_panel.set_params(fields)
+        if notices:
+            self.show_error("Parameters pasted. " + " ".join(notices))
+        else:
+            self.statusBar().showMessage("Parameters pasted.")
+        return True
 
     def show_error(self, message: str, dialog: bool = True) -> None:
         """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""

@@ -9,6 +9,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (
 class PromptPanel(QWidget):
     generateRequested = Signal()
     cancelRequested = Signal()
+    pasteRequested = Signal()  # "Paste parameters": the window reads the clipboard
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,6 +37,11 @@ class PromptPanel(QWidget):
         self.cancel_button.setObjectName("cancel")
         self.cancel_button.setToolTip("Stop the running job and drop the queue (Esc)")
         self.cancel_button.setEnabled(False)
+        self.paste_button = QToolButton()
+        self.paste_button.setText("Paste parameters")
+        self.paste_button.setObjectName("paste_parameters")
+        self.paste_button.setToolTip("Paste parameters: A1111 text (or another tool's) from the "
+                                     "clipboard sets the prompt and every parameter (Ctrl+Shift+V)")
         self.queue = QListWidget()
         self.queue.setObjectName("queue")
         self.queue.setMaximumHeight(70)
@@ -46,7 +53,10 @@ class PromptPanel(QWidget):
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("Prompt"))
+        header = QHBoxLayout()  # the prompt's label, and Paste parameters beside it
+        header.addWidget(QLabel("Prompt"), 1)
+        header.addWidget(self.paste_button)
+        layout.addLayout(header)
         layout.addWidget(self.prompt, 3)
         layout.addWidget(QLabel("Negative prompt"))
         layout.addWidget(self.negative, 1)
@@ -55,6 +65,7 @@ class PromptPanel(QWidget):
         layout.addWidget(self.queue)
         self.generate_button.clicked.connect(self.generateRequested)
         self.cancel_button.clicked.connect(self.cancelRequested)
+        self.paste_button.clicked.connect(self.pasteRequested)
 
     def texts(self) -> tuple[str, str]:
         return self.prompt.toPlainText().strip(), self.negative.toPlainText().strip()
