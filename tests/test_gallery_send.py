@@ -10,8 +10,6 @@ from PIL import Image
 
 from sdstudio.core.png import read_info, read_png
 from sdstudio.core.request import GenerationRequest
-from sdstudio.testing.fake_worker import FakeWorker
-from sdstudio.ui import main_window
 from sdstudio.ui.gallery_send import send_image
 from sdstudio.ui.panels.canvas import save_mask_file
 
@@ -19,12 +17,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def window(qtbot):
-    w = main_window.MainWindow(worker=FakeWorker())
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+def window(fake_window):
+    return fake_window
 
 
 def _save(window, request: GenerationRequest, size=(96, 80), color="orange") -> str:

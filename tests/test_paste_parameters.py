@@ -9,8 +9,6 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from sdstudio.core.png.paste import PasteError, pasted_fields
-from sdstudio.testing.fake_worker import FakeWorker
-from sdstudio.ui import main_window
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,12 +57,8 @@ def test_plain_text_is_a_prompt_only():
 
 
 @pytest.fixture
-def window(qtbot):
-    w = main_window.MainWindow(worker=FakeWorker())
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+def window(fake_window):
+    return fake_window
 
 
 def test_paste_in_the_window(qtbot, window):
