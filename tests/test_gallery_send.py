@@ -142,3 +142,17 @@ def test_viewer_sends_and_upscales(qtbot, window):
     with qtbot.waitSignal(panel.imageSaved, timeout=20_000):
         viewer.buttons["upscale"].click()
     viewer.close()
+
+
+def test_context_menu_offers_the_sends(qtbot, window):
+    panel = window.gallery_panel
+    path = _save(window, REQUEST)
+    menu = panel.image_menu(panel.gallery.get(path))
+    labels = [a.text() for a in menu.actions()]
+    assert {"Send to img2img", "Send to inpaint", "Upscale"} <= set(labels)
+    up = next(a.menu() for a in menu.actions() if a.text() == "Upscale")
+    assert [a.text() for a in up.actions()] == ["2× Lanczos", "4× Lanczos", "2× Nearest"]
+    with qtbot.waitSignal(panel.imageSaved, timeout=20_000) as blocker:
+        up.actions()[2].trigger()
+    assert "Nearest" in read_info(blocker.args[0])[0]["postprocessing"]
+    menu.deleteLater()

@@ -324,8 +324,13 @@ class GalleryPanel(QWidget):
 
     def _context_menu(self, pos: QPoint) -> None:
         img = self.view.indexAt(pos).data(IMAGE_ROLE)
-        if img is None:
-            return
+        if img is not None:
+            menu = self.image_menu(img)
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    def image_menu(self, img: GalleryImage) -> QMenu:
+        """The actions on one image (the grid's context menu)."""
         menu = QMenu(self)
         menu.addAction("Open", lambda: self.open_image(img))
         menu.addSeparator()
@@ -341,7 +346,7 @@ class GalleryPanel(QWidget):
                 for scale, upscaler in ((2, "Lanczos"), (4, "Lanczos"), (2, "Nearest")):
                     up.addAction(f"{scale}× {upscaler}",
                                  functools.partial(self.upscale, str(img.path), scale, upscaler))
-        menu.exec(self.view.viewport().mapToGlobal(pos))
+        return menu
 
     def _delete_selected(self) -> None:
         img = self.selected()
