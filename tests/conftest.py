@@ -23,6 +23,19 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     yield home
 
 
+@pytest.fixture
+def fake_window(qtbot):
+    """The studio window with a scripted FakeWorker: no engine runs."""
+    from sdstudio.testing.fake_worker import FakeWorker
+    from sdstudio.ui.main_window import MainWindow
+
+    w = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.close()
+
+
 # Torch's thread pool spins badly when the 2 cores of a CI box are shared; one thread is faster.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

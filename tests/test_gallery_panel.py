@@ -123,9 +123,11 @@ def test_reuse_img2img_copy(qtbot, panel):
     with qtbot.waitSignal(panel.reuseRequested) as blocker:
         panel.do_action("reuse", path)
     assert blocker.args[0] == GenerationRequest("a red circle", "blurry", seed=5)
-    with qtbot.waitSignal(panel.sendToImg2Img) as blocker:
+    with qtbot.waitSignal(panel.sendRequested) as blocker:
         panel.do_action("img2img", path)
-    assert blocker.args == [path]
+    send = blocker.args[0]
+    assert (send.mode, send.image, send.request.init_image) == ("img2img", path, path)
+    assert (send.request.prompt, send.request.seed) == ("a red circle", 5)
     panel.do_action("copy_prompt", path)
     assert QGuiApplication.clipboard().text() == "a red circle"
     panel.do_action("copy_seed", path)

@@ -24,12 +24,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def window(qtbot):
-    w = main_window.MainWindow(worker=FakeWorker())
-    qtbot.addWidget(w)
-    w.show()
-    yield w
-    w.close()
+def window(fake_window):
+    return fake_window
 
 
 def _finished(prompt: str, seed: int, negative: str = "") -> FinishedImage:

@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sdstudio.commands.generate import _out_dir
-    from sdstudio.core.canvas.upscalers import canonical_upscaler, upscale_file
+    from sdstudio.core.canvas.upscalers import canonical_upscaler, upscale_file, upscaled_name
 
     source = Path(args.image)
     name = canonical_upscaler(args.upscaler)
-    target = _out_dir(args.out) / f"{source.stem}-{name.lower().replace(' ', '-')}-x{args.scale:g}.png"
+    target = _out_dir(args.out) / upscaled_name(source, args.scale, name)
     print(upscale_file(source, target, args.scale, name), flush=True)
     return 0

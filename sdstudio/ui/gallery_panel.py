@@ -2,7 +2,8 @@
 a full-size viewer and the actions on an image.
 
 It talks to the window only through signals: `reuseRequested(GenerationRequest)`,
-`sendToImg2Img(path)`, `errorOccurred(sentence)`, `imageSaved(path)`. Saving, syncing with the
+`sendToImg2Img(path)` (a dropped image), `sendRequested(Send)` (a gallery image with its
+parameters, see ui/gallery_send), `errorOccurred(sentence)`, `imageSaved(path)`. Saving, syncing with the
 folder and making thumbnails run on pool threads; the UI thread only reads the index.
 """
 
@@ -64,6 +65,7 @@ from sdstudio.ui.gallery_model import (
     GalleryModel,
     ThumbnailDelegate,
 )
+from sdstudio.ui.gallery_send import send_image, upscale_into
 from sdstudio.ui.gallery_sources import FolderWatcher, SourceBar
 from sdstudio.ui.gallery_viewer import GalleryViewer
 from sdstudio.ui.settings import Settings
@@ -84,6 +86,7 @@ def gallery_folder(settings: Settings | None) -> Path:
 class GalleryPanel(QWidget):
     reuseRequested = Signal(object)  # GenerationRequest
     sendToImg2Img = Signal(str)  # path of the image
+    sendRequested = Signal(object)  # gallery_send.Send: to img2img or inpaint, with parameters
     errorOccurred = Signal(str)  # one sentence for the user
     imageSaved = Signal(str)  # path of a newly saved image
     refreshed = Signal(int)  # rows now listed
@@ -380,18 +383,29 @@ class GalleryPanel(QWidget):
 
     def _context_menu(self, pos: QPoint) -> None:
         img = self.view.indexAt(pos).data(IMAGE_ROLE)
-        if img is None:
-            return
+        if img is not None:
+            menu = self.image_menu(img)
+            menu.exec(self.view.viewport().mapToGlobal(pos))
+            menu.deleteLater()
+
+    def image_menu(self, img: GalleryImage) -> QMenu:
+        """The actions on one image (the grid's context menu)."""
         menu = QMenu(self)
         menu.addAction("Open", lambda: self.open_image(img))
         menu.addSeparator()
         for name, label in (("reuse", "Reuse parameters"), ("img2img", "Send to img2img"),
+                            ("inpaint", "Send to inpaint"),
                             ("copy_prompt", "Copy prompt"), ("copy_seed", "Copy seed"),
                             ("copy_parameters", "Copy parameters (A1111 text)"),
                             ("favourite", "Unfavourite" if img.favourite else "Favourite"),
                             ("folder", "Open containing folder"), ("delete", "Delete…")):
             menu.addAction(label, functools.partial(self.do_action, name, str(img.path)))
-        menu.exec(self.view.viewport().mapToGlobal(pos))
+            if name == "inpaint":
+                up = menu.addMenu("Upscale")
+                for scale, upscaler in ((2, "Lanczos"), (4, "Lanczos"), (2, "Nearest")):
+                    up.addAction(f"{scale}× {upscaler}",
+                                 functools.partial(self.upscale, str(img.path), scale, upscaler))
+        return menu
 
     def _delete_selected(self) -> None:
         img = self.selected()
@@ -399,8 +413,8 @@ class GalleryPanel(QWidget):
             self.do_action("delete", str(img.path))
 
     def do_action(self, name: str, path: str) -> None:
-        """copy_prompt | copy_seed | copy_parameters | reuse | img2img | favourite | delete |
-        folder."""
+        """copy_prompt | copy_seed | copy_parameters | reuse | img2img | inpaint | upscale |
+        favourite | delete | folder."""
         try:
             getattr(self, f"_do_{name}")(Path(path))
         except UserError as exc:
@@ -434,7 +448,34 @@ class GalleryPanel(QWidget):
         self.reuseRequested.emit(request_from_png(path))
 
     def _do_img2img(self, path: Path) -> None:
-        self.sendToImg2Img.emit(str(path))
+        self.sendRequested.emit(send_image(path, "img2img"))
+
+    def _do_inpaint(self, path: Path) -> None:
+        self.sendRequested.emit(send_image(path, "inpaint"))
+
+    def _do_upscale(self, path: Path) -> None:
+        self.upscale(str(path))
+
+    def upscale(self, path: str, scale: float = 2, upscaler: str = "Lanczos") -> None:
+        """Upscale on the save thread into a new gallery image (prompt kept, upscale recorded)."""
+        gallery = self.gallery
+        if gallery is None:
+            self.errorOccurred.emit("The gallery folder could not be opened.")
+            return
+        self._set_status(f"Upscaling {Path(path).name} {scale:g}× ({upscaler})…")
+        self._queued += 1
+        self._save_tasks.start(lambda: upscale_into(gallery, path, scale, upscaler),
+                               self._on_upscaled, self._on_upscale_failed)
+
+    def _on_upscale_failed(self, message: str) -> None:
+        self._on_save_failed(message)
+        self._update_status()
+
+    def _on_upscaled(self, row: GalleryImage) -> None:
+        self._queued -= 1
+        self._show_saved(row)
+        self._update_status()
+        self.imageSaved.emit(str(row.path))
 
     def _do_favourite(self, path: Path) -> None:
         row = self._row(path)

@@ -35,7 +35,7 @@ def parameters_text(p: Parameters | None) -> str:
 class GalleryViewer(QDialog):
     """Non-modal. Its buttons emit `action(name, path)`: the panel carries them out."""
 
-    action = Signal(str, str)  # copy_prompt | copy_seed | reuse | img2img | favourite | delete | folder
+    action = Signal(str, str)  # the panel's do_action names: reuse | img2img | inpaint | ...
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -59,6 +59,7 @@ class GalleryViewer(QDialog):
         col.addWidget(self.info, 1)
         for name, label in (("copy_prompt", "Copy prompt"), ("copy_seed", "Copy seed"),
                             ("reuse", "Reuse parameters"), ("img2img", "Send to img2img"),
+                            ("inpaint", "Send to inpaint"), ("upscale", "Upscale 2×"),
                             ("favourite", "☆ Favourite"), ("folder", "Open containing folder"),
                             ("delete", "Delete…")):
             b = QPushButton(label)
@@ -69,7 +70,7 @@ class GalleryViewer(QDialog):
         row1, row2 = QHBoxLayout(), QHBoxLayout()
         for n in ("copy_prompt", "copy_seed", "favourite"):
             row1.addWidget(self.buttons[n])
-        for n in ("reuse", "img2img"):
+        for n in ("reuse", "img2img", "inpaint", "upscale"):
             row2.addWidget(self.buttons[n])
         grid.addLayout(row1)
         grid.addLayout(row2)

@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 from sdstudio.core.errors import UserError
 from sdstudio.core.events import EngineEvent, EventKind
 from sdstudio.core.model_settings import recommended_guidance_for
+from sdstudio.core.png.paste import pasted_fields
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
@@ -67,6 +68,7 @@ from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, St
 
 if TYPE_CHECKING:
     from sdstudio.core.engine import ModelInfo
+    from sdstudio.ui.gallery_send import Send
     from sdstudio.ui.panels.docks import FinishOnClose
     from sdstudio.ui.panels.grid import GridPanel
     from sdstudio.ui.panels.schedule import SchedulePanel
@@ -239,6 +241,7 @@ class MainWindow(QMainWindow):
         self.gallery_dock.setWindowTitle("Gallery")
         self.gallery_panel.reuseRequested.connect(self.apply_request)
         self.gallery_panel.sendToImg2Img.connect(self.set_init_image)
+        self.gallery_panel.sendRequested.connect(self.send_to)
         self.gallery_panel.errorOccurred.connect(self.show_error)
 
     def _build_actions(self) -> None:
@@ -280,6 +283,15 @@ class MainWindow(QMainWindow):
             "S&ettings…", QKeySequence.StandardKey.Preferences, self.open_settings)
         file_menu.addSeparator()
         file_menu.addAction("&Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.paste_action = QAction("&Paste parameters", self)
+        self.paste_action.setShortcut(QKeySequence("Ctrl+Shift+V"))
+        self.paste_action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        self.paste_action.setToolTip("A1111 text (or another tool's) from the clipboard sets the "
+                                     "prompt and every parameter")
+        self.paste_action.triggered.connect(lambda: self.paste_parameters())
+        self.addAction(self.paste_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addAction(self.paste_action)
         gen_menu = self.menuBar().addMenu("&Generate")
         for action in (self.generate_action, self.cancel_action, self.cancel_all_action,
                        self.pause_action):
@@ -300,6 +312,7 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.prompt_panel.generateRequested.connect(self.generate)
         self.prompt_panel.cancelRequested.connect(self.cancel)
+        self.prompt_panel.pasteRequested.connect(lambda: self.paste_parameters())
         self.params_panel.modelChosen.connect(self._preload)
         self.params_panel.model.vaeChosen.connect(self._preload)  # reload with the new VAE
         self.params_panel.model.folderChosen.connect(
@@ -436,6 +449,37 @@ class MainWindow(QMainWindow):
         dialog.applied.connect(applied)
         dialog.open()
         return dialog
+
+    def send_to(self, send: Send) -> None:
+        """A gallery image sent to img2img or inpaint: it becomes the init image, its prompt and
+        parameters (and, for inpaint, its mask) fill the fields."""
+        if send.request is not None:
+            self.apply_request(send.request)
+        else:
+            self.params_panel.set_params({"init_image": send.image, "mask": None})
+        self.params_dock.raise_()
+        self.statusBar().showMessage(" ".join((f"Sent {Path(send.image).name} to {send.mode}.",
+                                               *send.notices)))
+
+    def paste_parameters(self, text: str | None = None) -> bool:
+        """A1111's paste: parameters text (the clipboard's, by default) sets the prompt and every
+        parameter at once; what could not be used is named in one notice."""
+        if text is None:
+            text = QGuiApplication.clipboard().text()
+        try:
+            fields, notices = pasted_fields(text)
+        except UserError as exc:
+            self.show_error(str(exc))
+            return False
+        self.prompt_panel.set_texts(fields.pop("prompt"), fields.pop("negative_prompt"))
+        if "seed" in fields:
+            fields["seed_random"] = False
+        self.params_panel.set_params(fields)
+        if notices:
+            self.show_error("Parameters pasted. " + " ".join(notices))
+        else:
+            self.statusBar().showMessage("Parameters pasted.")
+        return True
 
     def show_error(self, message: str, dialog: bool = True) -> None:
         """One sentence in the status bar and, unless told otherwise, a non-blocking dialog."""

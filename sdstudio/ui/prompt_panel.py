@@ -8,6 +8,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -19,6 +20,7 @@ from sdstudio.ui.tasks import PoolTasks
 class PromptPanel(QWidget):
     generateRequested = Signal()
     cancelRequested = Signal()
+    pasteRequested = Signal()  # "Paste parameters": the window reads the clipboard
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -45,18 +47,26 @@ class PromptPanel(QWidget):
         self.cancel_button.setObjectName("cancel")
         self.cancel_button.setToolTip("Stop the running job; the waiting ones stay (Esc)")
         self.cancel_button.setEnabled(False)
+        self.paste_button = QToolButton()
+        self.paste_button.setText("Paste parameters")
+        self.paste_button.setObjectName("paste_parameters")
+        self.paste_button.setToolTip("Paste parameters: A1111 text (or another tool's) from the "
+                                     "clipboard sets the prompt and every parameter (Ctrl+Shift+V)")
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.generate_button, 2)
         buttons.addWidget(self.cancel_button, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(_titled("Prompt", self.prompt_tokens))
+        header = _titled("Prompt", self.prompt_tokens)
+        header.insertWidget(2, self.paste_button)  # after the stretch, before the counter
+        layout.addLayout(header)
         layout.addWidget(self.prompt, 3)
         layout.addLayout(_titled("Negative prompt", self.negative_tokens))
         layout.addWidget(self.negative, 1)
         layout.addLayout(buttons)
         self.generate_button.clicked.connect(self.generateRequested)
         self.cancel_button.clicked.connect(self.cancelRequested)
+        self.paste_button.clicked.connect(self.pasteRequested)
 
     def count_with(self, model: str) -> None:
         """Count tokens with this model's tokenizer."""

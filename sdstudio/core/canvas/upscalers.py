@@ -68,6 +68,11 @@ def upscale_image(upscaler: Upscaler, image: Image.Image, size: tuple[int, int])
     return image.resize(size, getattr(Image.Resampling, upscaler.method))
 
 
+def upscaled_name(source: Path, scale: float, name: str) -> str:
+    """The file name of an upscaled copy: `<stem>-<upscaler>-x<scale>.png`."""
+    return f"{source.stem}-{name.lower().replace(' ', '-')}-x{scale:g}.png"
+
+
 def upscale_file(source: Path, target: Path, scale: float, name: str) -> Path:
     """Upscale a picture file into a PNG that keeps the source's text chunks (its prompt and
     parameters) and records the step as A1111's extras tab does (a `postprocessing` chunk)."""
