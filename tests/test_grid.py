@@ -157,3 +157,14 @@ def test_draw_grid_leaves_out_the_margins_of_missing_axes():
     cells = [Image.new("RGB", (32, 32), "red")] * 2
     assert draw_grid(cells, 2, 1).size == (64, 32)
     assert draw_grid(cells, 2, 1, ["a", "b"]).size[0] == 64
+
+
+def test_clip_skip_and_hires_axes_set_their_fields():
+    from sdstudio.core.request import GenerationRequest
+
+    base = GenerationRequest(prompt="a cat", hires_scale=2.0)
+    sweep = Sweep(base, x=Axis.parse("clip_skip=1,2"), y=Axis.parse("hires_strength=0.3,0.6"),
+                  z=Axis.parse("hires_steps=4,8")).validate()
+    cells = sweep.cells()
+    got = {(c.request.clip_skip, c.request.hires_strength, c.request.hires_steps) for c in cells}
+    assert got == {(cs, hs, st) for cs in (1, 2) for hs in (0.3, 0.6) for st in (4, 8)}

@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 AXIS_HELP = ('NAME=VALUES, e.g. "seed=1-4", "steps=10-30 (+10)", "cfg=2,7.5", "cfg=1-9 [5]", '
              '"sampler=Euler a,DPM++ 2M", "prompt=red,green" (search and replace the first value); '
-             "axes: seed, steps, cfg, sampler, prompt, width, height, strength, model")
+             "axes: seed, steps, cfg, sampler, prompt, width, height, strength, model, clip_skip, "
+             "hires_strength, hires_steps")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -123,9 +123,15 @@ AXES: tuple[AxisKind, ...] = (
              aliases=("denoising",), check=_check_strength),
     AxisKind("model", "Checkpoint name", str, ("model",), _set("model"), cost=1.0,
              aliases=("checkpoint", "checkpoint name"), show_name=False, check=_check_model),
+    AxisKind("clip_skip", "Clip skip", int, ("clip_skip",), _set("clip_skip"),
+             aliases=("clip skip", "clip-skip")),
+    AxisKind("hires_strength", "Hires denoising", float, ("hires_strength",),
+             _set("hires_strength"), aliases=("hires strength", "hires-strength", "hires denoise")),
+    AxisKind("hires_steps", "Hires steps", int, ("hires_steps",), _set("hires_steps"),
+             aliases=("hires steps", "hires-steps")),
 )
-# Not yet here, because GenerationRequest has no field for them: clip skip, LoRA weight, hires
-# strength. Each is one AxisKind line once the field exists.
+# A LoRA's weight is swept as A1111 users do it, with Prompt S/R over its tag:
+#   --x "prompt=<lora:style:0.4>,<lora:style:0.8>,<lora:style:1.2>"
 
 
 def axis_kind(name: str) -> AxisKind:
