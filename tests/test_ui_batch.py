@@ -97,3 +97,15 @@ def test_tile_is_near_square(qapp):
     images = [QImage(4, 4, QImage.Format.Format_RGB32) for _ in range(5)]
     out = tile(images)
     assert (out.width(), out.height()) == (3 * 4 + 2 * 2, 2 * 4 + 2)
+
+
+def test_a_long_step_label_is_elided_and_never_squeezes_the_scrubber(qtbot):
+    from sdstudio.ui.preview_panel import SCRUB_LABEL_W, PreviewPanel
+
+    panel = PreviewPanel()
+    qtbot.addWidget(panel)
+    caption = "Image 3/4 · seed 5 · 128×128 · 12 steps · Euler a · CFG 3 · a very long prompt"
+    panel._set_scrub_label(caption)
+    assert panel.scrub_label.toolTip() == caption
+    assert panel.scrub_label.text().endswith("…") and panel.scrub_label.text() != caption
+    assert panel.scrub_label.maximumWidth() == SCRUB_LABEL_W

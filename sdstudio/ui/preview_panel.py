@@ -51,6 +51,8 @@ def tile(images: Sequence[QImage]) -> QImage:
     return out
 
 
+SCRUB_LABEL_W = 140  # px: the step label beside the scrubber
+
 class PreviewPanel(QWidget):
     stepScrubbed = Signal(int)  # the step now shown while scrubbing (0: not a step, e.g. final)
     imagePicked = Signal(int)  # a cell of the batch grid was clicked: the image's index
@@ -80,6 +82,7 @@ class PreviewPanel(QWidget):
         self.scrubber.setToolTip("Look back through the previews of the last run")
         self.scrub_label = QLabel("")
         self.scrub_label.setMinimumWidth(90)
+        self.scrub_label.setMaximumWidth(SCRUB_LABEL_W)
         self.source = QComboBox()
         self.source.setObjectName("preview_source")
         self.source.addItems(["Predicted image (x₀)", "Noisy latent (x_t)"])
@@ -198,7 +201,7 @@ class PreviewPanel(QWidget):
             self.scrubber.setValue(len(self._history) - 1)
             self.scrubber.blockSignals(False)
             self.scrubber.setEnabled(len(self._history) > 1)
-            self.scrub_label.setText(self._history[-1][0])
+            self._set_scrub_label(self._history[-1][0])
 
     def history_labels(self) -> list[str]:
         return [entry[0] for entry in self._history]
@@ -223,5 +226,12 @@ class PreviewPanel(QWidget):
             return
         entry = self._history[index]
         self.view.set_image(self._pick(entry))
-        self.scrub_label.setText(entry[0])
+        self._set_scrub_label(entry[0])
         self.stepScrubbed.emit(entry[1])
+
+    def _set_scrub_label(self, text: str) -> None:
+        """The step's label beside the scrubber, elided so a long one (an image's caption) never
+        squeezes the slider; the whole text is the tooltip."""
+        metrics = self.scrub_label.fontMetrics()
+        self.scrub_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideRight, SCRUB_LABEL_W))
+        self.scrub_label.setToolTip(text)
