@@ -102,7 +102,9 @@ def fit_latent_rgb(latents: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
 
 
 def save_latent_rgb(vae_folder: Path, projection: torch.Tensor) -> None:
-    (vae_folder / LATENT_RGB_FILE).write_text(json.dumps({"latent_rgb": projection.tolist()}))
+    from sdstudio.core import atomic
+
+    atomic.write_text(vae_folder / LATENT_RGB_FILE, json.dumps({"latent_rgb": projection.tolist()}))
 
 
 def load_latent_rgb(vae_folder: Path) -> torch.Tensor | None:

@@ -11,6 +11,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from sdstudio.core import atomic
+
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 PUNCTUATION = list(",.;:!?'\"-()")
 
@@ -67,9 +69,8 @@ def write_vocab_files(words: list[str], folder: Path) -> tuple[Path, Path]:
     vocab_list += [BOS, EOS]
     vocab = {tok: i for i, tok in enumerate(dict.fromkeys(vocab_list))}
     vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
-    vocab_path.write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
-    merges_path.write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n",
-                           encoding="utf-8")
+    atomic.write_text(vocab_path, json.dumps(vocab, ensure_ascii=False))
+    atomic.write_text(merges_path, "#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
     return vocab_path, merges_path
 
 

@@ -1,14 +1,11 @@
-"""Small JSON files of the model code (choices, hash cache): read leniently, write atomically.
-
-(When the reliability branch's core/atomic.py lands, `write_json` can call it instead.)
-"""
+"""Small JSON files of the model code (choices, hash cache): read leniently, write atomically."""
 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from sdstudio.core import atomic
 
 
 def read_json(path: Path) -> dict:
@@ -21,15 +18,6 @@ def read_json(path: Path) -> dict:
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Temp file in the same folder, fsync, rename: a crash leaves the old file or the new one."""
+    """Through the one atomic write: a crash leaves the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, json.dumps(data, indent=1, sort_keys=True))
