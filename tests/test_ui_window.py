@@ -296,3 +296,29 @@ def test_the_window_and_the_cli_write_the_same_record(window, qtbot, tiny_model_
     assert ours.to_request() == cli.to_request()
     with Image.open(saved.args[0]) as a, Image.open(next(tmp_path.glob("*.png"))) as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_dropped_image_reaches_each_drop_target_through_qt_dispatch(qtbot, tmp_path):
+    """The slots, the VAE lab and the window share one drop mixin; Qt's own event dispatch
+    (not a direct Python call) must reach it."""
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDragEnterEvent, QDropEvent
+
+    from sdstudio.ui.image_slot import ImageSlot
+
+    png = tmp_path / "drop.png"
+    Image.new("RGB", (8, 8)).save(png)
+    slot = ImageSlot("Init image")
+    qtbot.addWidget(slot)
+    md = QMimeData()
+    md.setUrls([QUrl.fromLocalFile(str(png))])
+    enter = QDragEnterEvent(QPoint(1, 1), Qt.DropAction.CopyAction, md,
+                            Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    enter.ignore()
+    slot.event(enter)
+    assert enter.isAccepted()
+    drop = QDropEvent(QPointF(1, 1), Qt.DropAction.CopyAction, md, Qt.MouseButton.LeftButton,
+                      Qt.KeyboardModifier.NoModifier)
+    slot.event(drop)
+    assert slot.path() == str(png)

@@ -19,6 +19,24 @@ def dropped_image_path(event: QDragEnterEvent | QDropEvent) -> str | None:
     return None
 
 
+class AcceptsImageDrops:
+    """Mixin for a QWidget (list it first: `class X(AcceptsImageDrops, QWidget)`): a dropped
+    image file is accepted and its path handed to `image_dropped`."""
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if dropped_image_path(event):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        path = dropped_image_path(event)
+        if path:
+            event.acceptProposedAction()
+            self.image_dropped(path)
+
+    def image_dropped(self, path: str) -> None:
+        raise NotImplementedError
+
+
 class ElidedLabel(QLabel):
     """A one-line label that shows as much of its text as fits, with "…" (full text: tooltip)."""
 
@@ -48,7 +66,7 @@ class ElidedLabel(QLabel):
         super().setText(elided)
 
 
-class ImageSlot(QWidget):
+class ImageSlot(AcceptsImageDrops, QWidget):
     changed = Signal(object)  # str path or None
 
     THUMB = QSize(40, 40)
@@ -105,12 +123,5 @@ class ImageSlot(QWidget):
         if path:
             self.set_path(path)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if dropped_image_path(event):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        path = dropped_image_path(event)
-        if path:
-            self.set_path(path)
-            event.acceptProposedAction()
+    def image_dropped(self, path: str) -> None:
+        self.set_path(path)

@@ -24,8 +24,6 @@ from PySide6.QtCore import QRect, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
-    QDragEnterEvent,
-    QDropEvent,
     QGuiApplication,
     QKeySequence,
     QResizeEvent,
@@ -50,7 +48,7 @@ from sdstudio.core.png.paste import pasted_fields
 from sdstudio.core.request import GenerationRequest
 from sdstudio.ui.channels_panel import ChannelsPanel
 from sdstudio.ui.gallery_panel import GalleryPanel
-from sdstudio.ui.image_slot import dropped_image_path
+from sdstudio.ui.image_slot import AcceptsImageDrops
 from sdstudio.ui.jobs import JobQueue, QueueItem
 from sdstudio.ui.notices_panel import NoticesPanel
 from sdstudio.ui.panels.docks import add_teaching_docks
@@ -92,7 +90,7 @@ def fit_rect(wanted: QRect, available: QRect) -> QRect:
     return QRect(x, y, w, h)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(AcceptsImageDrops, QMainWindow):
     # GUI-thread notifications (tests and other panels wait on these, not on the worker's signals)
     stepShown = Signal(int)  # step number now shown in the preview
     jobFinished = Signal(int, object)  # job id, EventKind FINISHED | CANCELLED | FAILED
@@ -785,16 +783,9 @@ class MainWindow(QMainWindow):
         if self._split_width and abs(self.width() - self._split_width) > 0.15 * self._split_width:
             QTimer.singleShot(0, self.apply_default_split)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if dropped_image_path(event):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        path = dropped_image_path(event)
-        if path:
-            event.acceptProposedAction()
-            # After the drop returns: a PNG with SD parameters asks whether to reuse them.
-            QTimer.singleShot(0, lambda: self._handle_drop(path))
+    def image_dropped(self, path: str) -> None:
+        # After the drop returns: a PNG with SD parameters asks whether to reuse them.
+        QTimer.singleShot(0, lambda: self._handle_drop(path))
 
     def _handle_drop(self, path: str) -> None:
         if self.gallery_panel.handle_drop(path):  # it had parameters: the gallery asked

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtGui import QImage
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from sdstudio.ui.image_slot import IMAGE_FILTER, dropped_image_path
+from sdstudio.ui.image_slot import IMAGE_FILTER, AcceptsImageDrops
 from sdstudio.ui.imaging import ImageView, pil_to_qimage
 from sdstudio.ui.panels.plots import Histogram
 from sdstudio.ui.panels.tasks import LatestRunner
@@ -146,7 +146,7 @@ class _ChannelCell(QWidget):
         layout.addWidget(self.label)
 
 
-class VaeLabPanel(QWidget):
+class VaeLabPanel(AcceptsImageDrops, QWidget):
     viewShown = Signal(object)  # LabView, once on screen
     errorOccurred = Signal(str)
 
@@ -377,15 +377,8 @@ class VaeLabPanel(QWidget):
         if path:
             self.open_image(path)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
-        if dropped_image_path(event):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
-        path = dropped_image_path(event)
-        if path:
-            event.acceptProposedAction()
-            self.open_image(path)
+    def image_dropped(self, path: str) -> None:
+        self.open_image(path)
 
 
 def _describe_edits(edits: tuple) -> str:
