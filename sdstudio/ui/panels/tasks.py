@@ -13,16 +13,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from sdstudio.core.errors import describe, is_user_caused
+
 log = logging.getLogger(__name__)
-
-
-def describe(exc: BaseException) -> str:
-    """One sentence for the user: a UserError as it is, anything else with its type."""
-    from sdstudio.core.errors import UserError
-
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    text = text if text.endswith((".", "!", "?")) else text + "."
-    return text if isinstance(exc, UserError) else f"Something went wrong: {type(exc).__name__}: {text}"
 
 
 class LatestRunner(QObject):
@@ -77,7 +70,7 @@ class _Task(QRunnable):
         try:
             result = self._fn()
         except Exception as exc:  # noqa: BLE001 - every failure becomes one sentence
-            if type(exc).__name__ != "UserError":
+            if not is_user_caused(exc):
                 log.error("panel task failed", exc_info=exc)
             r.failed.emit(self._ticket, describe(exc))
             return
