@@ -12,11 +12,11 @@ from sdstudio.core.models import load_model
 from sdstudio.core.pipeline import StableDiffusion, fresh_scheduler
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedule import (
-    SD_SCHEDULER_CONFIG,
     alpha_bar_at,
     denoised_estimate,
     noise_schedule,
     scheduler_config_for,
+    sd_scheduler_config,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -36,7 +36,7 @@ def test_sd_training_schedule():
 def test_step_sigmas_match_the_sampler_own():
     for name in ("Euler", "Euler a", "LMS", "DPM++ 2M Karras"):
         s = noise_schedule(name, 12)
-        sched = fresh_scheduler(name, SD_SCHEDULER_CONFIG)
+        sched = fresh_scheduler(name, sd_scheduler_config())
         sched.set_timesteps(12)
         assert len(s.timesteps) == len(sched.timesteps) == 12
         np.testing.assert_allclose(s.timesteps, sched.timesteps.double().numpy())
@@ -58,11 +58,11 @@ def test_alpha_bar_at_interpolates():
 
 def test_scheduler_config_for(tmp_path):
     assert scheduler_config_for("demo")["beta_schedule"] == "scaled_linear"
-    assert scheduler_config_for(str(tmp_path)) == SD_SCHEDULER_CONFIG
+    assert scheduler_config_for(str(tmp_path)) == sd_scheduler_config()
 
 
 def test_fallback_estimate_inverts_the_forward_process():
-    sched = fresh_scheduler("DPM++ 2M", SD_SCHEDULER_CONFIG)
+    sched = fresh_scheduler("DPM++ 2M", sd_scheduler_config())
     sched.set_timesteps(10)
     g = torch.Generator().manual_seed(0)
     x0, eps = torch.randn(1, 4, 4, 4, generator=g), torch.randn(1, 4, 4, 4, generator=g)

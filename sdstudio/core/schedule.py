@@ -9,6 +9,7 @@ timesteps a sampler visits for a step count, and the model's x0 estimate at a st
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -17,15 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# SD 1.x's training schedule (v1-inference.yaml); used when a model has no scheduler config.
-SD_SCHEDULER_CONFIG = {
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "num_train_timesteps": 1000,
-    "prediction_type": "epsilon",
-    "steps_offset": 1,
-}
+
+def sd_scheduler_config() -> dict:
+    """SD 1.x's scheduler config, the one shipped in resources/configs/sd15 (for single files);
+    the fallback when a model has no scheduler config of its own."""
+    return dict(_shipped_sd15_config())
+
+
+@functools.cache
+def _shipped_sd15_config() -> dict:
+    from sdstudio.core.paths import resources_dir
+
+    path = resources_dir() / "configs" / "sd15" / "scheduler" / "scheduler_config.json"
+    return json.loads(path.read_text("utf-8"))
 
 
 def scheduler_config_for(model: str) -> dict:
@@ -36,8 +41,8 @@ def scheduler_config_for(model: str) -> dict:
     try:
         config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text("utf-8"))
     except (OSError, ValueError):
-        return dict(SD_SCHEDULER_CONFIG)
-    return config if isinstance(config, dict) else dict(SD_SCHEDULER_CONFIG)
+        return sd_scheduler_config()
+    return config if isinstance(config, dict) else sd_scheduler_config()
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,7 @@ def training_alpha_bars(config: dict | None = None) -> np.ndarray:
     """alpha-bar_t for t = 0..T-1 of a scheduler config (SD's when None)."""
     from diffusers import DDPMScheduler
 
-    cfg = {k: v for k, v in (config or SD_SCHEDULER_CONFIG).items() if not k.startswith("_")}
+    cfg = {k: v for k, v in (config or sd_scheduler_config()).items() if not k.startswith("_")}
     return DDPMScheduler.from_config(cfg).alphas_cumprod.double().numpy()
 
 
@@ -90,7 +95,7 @@ def noise_schedule(sampler: str, steps: int, config: dict | None = None) -> Nois
     the pipeline builds it."""
     from sdstudio.core.pipeline import fresh_scheduler
 
-    scheduler = fresh_scheduler(sampler, dict(config or SD_SCHEDULER_CONFIG))
+    scheduler = fresh_scheduler(sampler, dict(config or sd_scheduler_config()))
     scheduler.set_timesteps(steps, device="cpu")
     ab = scheduler.alphas_cumprod.double().numpy()
     timesteps = scheduler.timesteps.double().numpy()
