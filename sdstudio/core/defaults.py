@@ -16,7 +16,11 @@ DEMO_SIZE = 128  # the demo model's native size: the window's size before any mo
 DEFAULT_STRENGTH = 0.75
 DEFAULT_PROMPT = "a red circle on a blue background"  # the window's first prompt (demo vocabulary)
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "fp32", "fp16")
+DTYPES = ("auto", "fp32", "fp16", "bf16")  # auto: fp16 on CUDA (bf16 for bf16 weights), else fp32
+# The memory ladder (sdstudio.core.memory), fastest first; on out of memory a job is retried one
+# rung down. "auto" starts at the top ("fast"), a rung starts there.
+MEMORY_RUNGS = ("fast", "sliced", "tiled", "offload", "sequential")
+MEMORY_MODES = ("auto", *MEMORY_RUNGS)
 
 # Limits every request is checked against before any work starts (what the device can hold is
 # checked by the engine, which knows the model).

@@ -35,7 +35,11 @@ class GenerationRequest:
     mask: str | None = None  # path of a mask image: white = repaint, black = keep
     model: str = DEMO_MODEL  # "demo", a folder, a .safetensors/.ckpt file, or a HF id in the cache
     device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "auto"  # auto | fp32 | fp16
+    dtype: str = "auto"  # auto | fp32 | fp16 | bf16
+    # Speed and memory (sdstudio.core.memory, sdstudio.core.fastpath): where the memory ladder
+    # starts (auto: at its fastest rung), and torch.compile of the UNet and VAE decoder.
+    memory: str = "auto"  # auto | fast | sliced | tiled | offload | sequential
+    compile: bool = False
     # The canvas (sdstudio.core.canvas): A1111's inpaint options and hires fix.
     inpaint_area: str = "whole"  # whole | only-masked (crop to the mask's box + padding)
     inpaint_padding: int = 32  # only-masked: pixels around the mask's bounding box
@@ -98,7 +102,12 @@ class GenerationRequest:
         if self.device not in d.DEVICES:
             raise UserError(f"Device must be auto, cpu, cuda or mps, got {self.device!r}.")
         if self.dtype not in d.DTYPES:
-            raise UserError(f"Dtype must be auto, fp32 or fp16, got {self.dtype!r}.")
+            raise UserError(f"Dtype must be auto, fp32, fp16 or bf16, got {self.dtype!r}.")
+        if self.memory not in d.MEMORY_MODES:
+            raise UserError(f"Memory mode must be one of {', '.join(d.MEMORY_MODES)}, "
+                            f"got {_short(self.memory)}.")
+        if not isinstance(self.compile, bool):
+            raise UserError(f"Compile must be true or false, got {_short(self.compile)}.")
         if not isinstance(self.prompt, str) or not isinstance(self.negative_prompt, str):
             raise UserError("The prompt and the negative prompt must be text.")
         if self.prediction not in (None, "epsilon", "eps", "v", "v_prediction"):
