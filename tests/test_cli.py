@@ -234,3 +234,18 @@ def test_a_model_whose_native_size_is_absurd_is_refused_before_work(capsys, tiny
     config.write_text(json.dumps({**json.loads(config.read_text()), "sample_size": 100000}))
     code, _, err = _run(capsys, "generate", "cat", "--model", str(model), "--out", str(tmp_path))
     _assert_user_error(code, err, "Width must be at most 8192, got 800000")
+
+
+@pytest.mark.parametrize(("flags", "memory", "compiled"), [
+    ([], "auto", False),
+    (["--memory", "tiled"], "tiled", False),
+    (["--low-vram"], "offload", False),
+    (["--compile", "--memory", "sequential"], "sequential", True),
+])
+def test_memory_and_compile_flags_reach_the_request(flags, memory, compiled):
+    from sdstudio.cli import build_parser
+    from sdstudio.commands.generate import request_from_args
+
+    args = build_parser().parse_args(["generate", "cat", "--out", "x", *flags])
+    request, _chosen = request_from_args(args)
+    assert (request.memory, request.compile) == (memory, compiled)

@@ -90,3 +90,32 @@ def test_gallery_sort_and_search_persist_across_restarts(qtbot):
     assert again.gallery_panel.sort_box.currentIndex() == 1
     assert again.gallery_panel.search_box.text() == "circle"
     again.close()
+
+
+def test_memory_mode_and_compile_reach_every_request_and_survive_a_restart(qtbot, tmp_path):
+    w = started_window(qtbot, FakeWorker())
+    assert w.params_panel.request("x").memory == "auto" and not w.params_panel.request("x").compile
+    dialog = w.open_settings()
+    dialog.models_folder.setText(str(tmp_path))
+    labels = [dialog.memory.itemText(i) for i in range(dialog.memory.count())]
+    assert any(label.startswith("Low VRAM") for label in labels)
+    dialog.memory.setCurrentIndex(dialog.memory.findData("offload"))
+    dialog.compile.setChecked(True)
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    request = w.params_panel.request("a prompt").validate()
+    assert (request.memory, request.compile) == ("offload", True)
+    assert Settings().params()["memory"] == "offload" and Settings().params()["compile"] is True
+    w.close()
+    again = MainWindow(worker=FakeWorker())
+    qtbot.addWidget(again)
+    assert again.params_panel.request("x").memory == "offload"
+    reopened = again.open_settings()
+    assert reopened.memory.currentData() == "offload" and reopened.compile.isChecked()
+    reopened.reject()
+    again.close()
+
+
+def test_a_stale_memory_mode_in_the_settings_file_reads_as_auto(qtbot):
+    s = Settings()
+    s.set_params({**s.params(), "memory": "turbo", "compile": "yes"})
+    assert s.params()["memory"] == "auto" and s.params()["compile"] is False

@@ -62,7 +62,15 @@ def add_generation_arguments(p: argparse.ArgumentParser, strength: float = d.DEF
     p.add_argument("--mask-blur", type=int, default=mask_blur,
                    help="Gaussian blur of the mask's edge in pixels (the soft paste back)")
     p.add_argument("--device", default="auto", choices=d.DEVICES)
-    p.add_argument("--dtype", default="auto", choices=d.DTYPES)
+    p.add_argument("--dtype", default="auto", choices=d.DTYPES,
+                   help="auto: fp16 on CUDA (bf16 for a model stored in bf16), fp32 elsewhere")
+    p.add_argument("--memory", default="auto", choices=d.MEMORY_MODES,
+                   help="where the memory ladder starts (auto: fastest); on out of memory the "
+                        "job is retried one rung down: " + ", ".join(d.MEMORY_RUNGS))
+    p.add_argument("--low-vram", dest="memory", action="store_const", const="offload",
+                   help="the same as --memory offload: models wait on the CPU until used")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the UNet and VAE decoder (slow first run at each size)")
     p.add_argument("--vae", default=None,
                    help='a separate VAE (file or folder) for this model, remembered; "none" for '
                         "the model's own")
@@ -94,7 +102,8 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, set[
         height=_or(args.height, d.DEFAULT_SIZE), batch_size=args.batch,
         init_image=getattr(args, "init_image", None), strength=args.strength,
         mask=getattr(args, "mask", None), model=args.model,
-        device=args.device, dtype=args.dtype, inpaint_area=args.inpaint_area,
+        device=args.device, dtype=args.dtype, memory=getattr(args, "memory", "auto"),
+        compile=bool(getattr(args, "compile", False)), inpaint_area=args.inpaint_area,
         inpaint_padding=args.padding, masked_content=args.masked_content,
         mask_blur=args.mask_blur, hires_scale=getattr(args, "hires_scale", 1.0),
         hires_steps=getattr(args, "hires_steps", 0),

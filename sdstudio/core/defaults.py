@@ -21,6 +21,14 @@ DTYPES = ("auto", "fp32", "fp16", "bf16")  # auto: fp16 on CUDA (bf16 for bf16 w
 # rung down. "auto" starts at the top ("fast"), a rung starts there.
 MEMORY_RUNGS = ("fast", "sliced", "tiled", "offload", "sequential")
 MEMORY_MODES = ("auto", *MEMORY_RUNGS)
+MEMORY_LABELS = {  # how the settings dialog names them
+    "auto": "Automatic: fastest, one rung down on out of memory",
+    "fast": "Fast: whole models on the GPU",
+    "sliced": "Sliced attention: less memory, a little slower",
+    "tiled": "Sliced + tiled VAE: for very large images",
+    "offload": "Low VRAM: models wait on the CPU until used",
+    "sequential": "Lowest VRAM: layers moved to the GPU one by one (slowest)",
+}
 
 # Limits every request is checked against before any work starts (what the device can hold is
 # checked by the engine, which knows the model).

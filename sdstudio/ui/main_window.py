@@ -61,7 +61,7 @@ from sdstudio.ui.prompt_panel import PromptPanel
 from sdstudio.ui.queue_panel import QueuePanel
 from sdstudio.ui.session_gallery import SessionGallery
 from sdstudio.ui.settings import Settings
-from sdstudio.ui.settings_dialog import SettingsDialog
+from sdstudio.ui.settings_dialog import ENGINE_KEYS, SettingsDialog
 from sdstudio.ui.worker import ChannelImage, FinishedImage, GenerationWorker, StepPreview
 
 if TYPE_CHECKING:
@@ -438,7 +438,7 @@ class MainWindow(AcceptsImageDrops, QMainWindow):
                 self.params_panel.model.set_models_folder(Path(values["models_folder"]))
             if values["gallery_folder"] != before["gallery_folder"]:
                 self.gallery_panel.set_folder(values["gallery_folder"])
-            self.params_panel.set_params({"device": values["device"], "dtype": values["dtype"]})
+            self.params_panel.set_params({k: values[k] for k in ENGINE_KEYS})
             self.preview_panel.source.setCurrentIndex(values["preview_source"])
             self.smooth_action.setChecked(values["preview_smooth"])
             before.update(values)

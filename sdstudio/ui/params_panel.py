@@ -129,6 +129,9 @@ class ParamsPanel(QWidget):
         self.device = QComboBox()
         self.device.setObjectName("device")
         self.device.addItems(["auto", "cpu"])  # + cuda/mps once the engine says they exist
+        # Set in File ▸ Settings… (not shown here), carried into every request.
+        self.memory = "auto"  # the memory ladder's first rung (defaults.MEMORY_MODES)
+        self.compile = False  # torch.compile of the UNet and VAE decoder
         self.dtype = QComboBox()
         self.dtype.setObjectName("dtype")
         self.dtype.setToolTip("Precision of the weights: fp16 halves GPU memory (GPU only)")
@@ -267,6 +270,8 @@ class ParamsPanel(QWidget):
             "mask": self.mask_slot.path(),
             "device": self.device.currentText(),
             "dtype": self.dtype.currentText(),
+            "memory": self.memory,
+            "compile": self.compile,
             **self.canvas.params(),
         }
 
@@ -313,6 +318,10 @@ class ParamsPanel(QWidget):
             self.device.setCurrentText(self._wanted_device)
         if p.get("dtype"):
             self.dtype.setCurrentText(str(p["dtype"]))
+        if p.get("memory") in d.MEMORY_MODES:
+            self.memory = str(p["memory"])
+        if isinstance(p.get("compile"), bool):
+            self.compile = bool(p["compile"])
         self.canvas.set_params(p)
 
 

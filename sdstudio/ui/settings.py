@@ -40,6 +40,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "model": d.DEMO_MODEL,
     "device": "auto",
     "dtype": "auto",
+    "memory": "auto",  # the memory ladder's first rung (Settings dialog)
+    "compile": False,  # torch.compile the UNet and VAE decoder (Settings dialog)
     # the canvas (inpaint options, hires fix), as GenerationRequest's defaults
     "inpaint_area": "whole",
     "inpaint_padding": 32,
@@ -66,6 +68,8 @@ def _valid(name: str, value: Any) -> bool:
         return value in d.DEVICES
     if name == "dtype":
         return value in d.DTYPES
+    if name == "memory":
+        return value in d.MEMORY_MODES
     if name in ("inpaint_area", "masked_content"):
         return value in (d.INPAINT_AREAS if name == "inpaint_area" else d.MASKED_CONTENTS)
     if isinstance(default, bool):

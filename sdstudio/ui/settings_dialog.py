@@ -29,6 +29,7 @@ from sdstudio.core import defaults as d
 from sdstudio.core.errors import UserError
 from sdstudio.ui.settings import Settings
 
+ENGINE_KEYS = ("device", "dtype", "memory", "compile")  # generation params this dialog sets
 PREVIEW_SOURCES = ("Predicted image (x₀)", "Noisy latent (x_t)")  # the preview's combo order
 
 
@@ -47,6 +48,8 @@ def check_values(values: dict[str, Any]) -> None:
                         "does not exist.")
     if values["device"] not in d.DEVICES or values["dtype"] not in d.DTYPES:
         raise UserError("Choose a device and a precision from the lists.")
+    if values["memory"] not in d.MEMORY_MODES:
+        raise UserError("Choose a GPU memory mode from the list.")
 
 
 class SettingsDialog(QDialog):
@@ -67,7 +70,19 @@ class SettingsDialog(QDialog):
         self.dtype = QComboBox()
         self.dtype.addItems(list(d.DTYPES))
         self.dtype.setCurrentText(params["dtype"])
-        self.dtype.setToolTip("auto: fp16 on a GPU, fp32 on the CPU")
+        self.dtype.setToolTip("auto: fp16 on a GPU (bf16 for a model stored in bf16), "
+                              "fp32 on the CPU")
+        self.memory = QComboBox()
+        self.memory.setObjectName("memory")
+        for mode in d.MEMORY_MODES:
+            self.memory.addItem(d.MEMORY_LABELS[mode], mode)
+        self.memory.setCurrentIndex(max(0, self.memory.findData(params["memory"])))
+        self.memory.setToolTip("Where the memory ladder starts. On out of memory a job is "
+                               "retried one rung down, and the status line says what changed.")
+        self.compile = QCheckBox("Compile the UNet and VAE (torch.compile): faster steps, "
+                                 "a slow first run at each size")
+        self.compile.setObjectName("compile")
+        self.compile.setChecked(params["compile"] is True)
         self.preview_source = QComboBox()
         self.preview_source.addItems(list(PREVIEW_SOURCES))
         self.preview_source.setCurrentIndex(settings.preview_source())
@@ -84,6 +99,8 @@ class SettingsDialog(QDialog):
         form.addRow("Gallery folder", _row_of(self.gallery_folder))
         form.addRow("Device", self.device)
         form.addRow("Precision", self.dtype)
+        form.addRow("GPU memory", self.memory)
+        form.addRow("", self.compile)
         form.addRow("Preview shows", self.preview_source)
         form.addRow("", self.smooth)
         self.buttons = QDialogButtonBox(
@@ -118,6 +135,7 @@ class SettingsDialog(QDialog):
         return {"models_folder": self.models_folder.text().strip(),
                 "gallery_folder": self.gallery_folder.text().strip(),
                 "device": self.device.currentText(), "dtype": self.dtype.currentText(),
+                "memory": self.memory.currentData(), "compile": self.compile.isChecked(),
                 "preview_source": self.preview_source.currentIndex(),
                 "preview_smooth": self.smooth.isChecked()}
 
@@ -134,7 +152,7 @@ class SettingsDialog(QDialog):
         s = self.settings
         s.set_models_folder(values["models_folder"])
         s.set_gallery_folder(values["gallery_folder"])
-        s.set_params({**s.params(), "device": values["device"], "dtype": values["dtype"]})
+        s.set_params({**s.params(), **{k: values[k] for k in ENGINE_KEYS}})
         s.set_preview_source(values["preview_source"])
         s.set_preview_smooth(values["preview_smooth"])
         s.sync()
