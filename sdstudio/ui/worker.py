@@ -177,7 +177,10 @@ class GenerationWorker(QObject):
 
     def _forward(self, job_id: int) -> Callable[[EngineEvent], None]:
         """The engine's events, their payloads made ready to paint, onto the signal."""
+        from sdstudio.core.host_copy import HostCopies  # torch: imported in the worker's thread
+
         decoder: list[PreviewDecoder | None] = []
+        copies = HostCopies()  # due steps' latents, copied off the GPU without waiting for it
 
         def forward(ev: EngineEvent) -> None:
             if ev.kind is EventKind.STARTED:
@@ -189,10 +192,14 @@ class GenerationWorker(QObject):
                 projection = getattr(self.engine.model, "latent_rgb", None)
                 if not decoder:  # chosen at the job's first step, once its model is loaded
                     decoder.append(self._preview_decoder())
-                preview = self.make_preview(ev.payload, projection, decoder[0])
-                if preview is None:
-                    return
-                ev = EngineEvent(ev.kind, ev.job_id, with_batch(preview, ev.payload, projection))
+                step: StepEvent = ev.payload
+                if self._due(step):  # a step not due is never copied off the GPU
+                    copies.start(step)
+                for on_cpu in copies.ready(wait=step.step >= step.total):
+                    preview = self._preview_of(on_cpu, projection, decoder[0])
+                    self.engineEvent.emit(EngineEvent(
+                        ev.kind, ev.job_id, with_batch(preview, on_cpu, projection)))
+                return
             elif ev.kind is EventKind.IMAGE:
                 image: ImageEvent = ev.payload
                 ev = EngineEvent(ev.kind, ev.job_id, FinishedImage(
@@ -215,12 +222,20 @@ class GenerationWorker(QObject):
     def make_preview(self, ev: StepEvent, projection: Any = None,
                      decoder: PreviewDecoder | None = None) -> StepPreview | None:
         """A step's preview, or None when one was sent too recently (the last step always is)."""
-        from sdstudio.core.latents import preview_rgb
+        return self._preview_of(ev, projection, decoder) if self._due(ev) else None
 
+    def _due(self, ev: StepEvent) -> bool:
+        """Whether this step gets a preview: the last one always, others once per interval."""
         now = time.monotonic()
         if ev.step < ev.total and now - self._last_preview < self._preview_interval:
-            return None
+            return False
         self._last_preview = now
+        return True
+
+    def _preview_of(self, ev: StepEvent, projection: Any = None,
+                    decoder: PreviewDecoder | None = None) -> StepPreview:
+        from sdstudio.core.latents import preview_rgb
+
         latents = ev.latents[:1]
         channels = _channels(latents)
         x0 = ev.denoised
