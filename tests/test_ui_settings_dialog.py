@@ -119,3 +119,17 @@ def test_a_stale_memory_mode_in_the_settings_file_reads_as_auto(qtbot):
     s = Settings()
     s.set_params({**s.params(), "memory": "turbo", "compile": "yes"})
     assert s.params()["memory"] == "auto" and s.params()["compile"] is False
+
+
+def test_the_dialog_offers_only_the_devices_the_machine_has(qtbot):
+    w = started_window(qtbot, FakeWorker())
+    w.params_panel.set_devices(["cpu"])
+    dialog = w.open_settings()
+    assert [dialog.device.itemText(i) for i in range(dialog.device.count())] == ["auto", "cpu"]
+    dialog.reject()
+    w.params_panel.set_devices(["cpu", "cuda"])
+    dialog = w.open_settings()
+    assert "cuda" in [dialog.device.itemText(i) for i in range(dialog.device.count())]
+    assert "mps" not in [dialog.device.itemText(i) for i in range(dialog.device.count())]
+    dialog.reject()
+    w.close()

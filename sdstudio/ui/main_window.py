@@ -429,7 +429,8 @@ class MainWindow(AcceptsImageDrops, QMainWindow):
     @Slot()
     def open_settings(self) -> SettingsDialog:
         """File ▸ Settings…: the dialog (window-modal); its Apply/OK take effect at once."""
-        dialog = SettingsDialog(self.settings, self)
+        combo = self.params_panel.device  # the devices this machine has, once the engine knows
+        dialog = SettingsDialog(self.settings, self, [combo.itemText(i) for i in range(combo.count())])
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         before = dialog.values()
 

@@ -55,7 +55,10 @@ def check_values(values: dict[str, Any]) -> None:
 class SettingsDialog(QDialog):
     applied = Signal(dict)  # the values written: models_folder, gallery_folder, device, ...
 
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings, parent: QWidget | None = None,
+                 devices: list[str] | None = None) -> None:
+        """`devices`: the device names to offer (the window's: those this machine has, once
+        the engine knows); None offers every name sdstudio knows."""
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self.setObjectName("settings_dialog")
@@ -64,8 +67,9 @@ class SettingsDialog(QDialog):
         self.models_folder = self._folder_row(str(settings.models_folder()), "Models folder")
         self.gallery_folder = self._folder_row(str(settings.gallery_folder()), "Gallery folder")
         self.device = QComboBox()
-        self.device.addItems(list(d.DEVICES))
-        self.device.setCurrentText(params["device"])
+        offered = [n for n in d.DEVICES if devices is None or n == "auto" or n in devices]
+        self.device.addItems(offered)
+        self.device.setCurrentText(params["device"] if params["device"] in offered else "auto")
         self.device.setToolTip("Where models run; auto: the GPU when there is one")
         self.dtype = QComboBox()
         self.dtype.addItems(list(d.DTYPES))
