@@ -69,6 +69,7 @@ def test_a_single_file_s_record_has_its_hash_without_rehashing(tmp_path):
         name, source, device, dtype = "f", "f.safetensors", torch.device("cpu"), torch.float32
         scheduler_config = {"num_train_timesteps": 1000}
         sha256, guidance, native_size = "ab" * 32, 7.5, 64
+        vae_source = vae_sha256 = None
 
     assert engine_module._record(Loaded())["model_sha256"] == "ab" * 32
 

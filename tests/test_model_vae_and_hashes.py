@@ -103,3 +103,27 @@ def test_hash_in_background(tmp_path):
             break
         time.sleep(0.01)
     assert seen == [(str(f), fut.result())]
+
+
+def test_a_separate_vae_is_in_the_record_and_in_a1111s_text(tiny_model_dir, other_vae, tmp_path):
+    from PIL import Image
+
+    from sdstudio.core.engine import Engine
+    from sdstudio.core.png.io import write_png
+    from sdstudio.core.request import GenerationRequest
+
+    _vae, root = other_vae
+    vae_file = root / "vae.safetensors"
+    digest = hashing.sha256(vae_file)  # hashed now: the record is complete from the first image
+    engine = Engine()
+    request = GenerationRequest("cat", model=str(tiny_model_dir), vae=str(vae_file),
+                                device="cpu", steps=1, width=32, height=32)
+    engine.load(request.model, "cpu", vae=request.vae)
+    record = engine.record()
+    assert record["vae"] == str(vae_file.resolve()) and record["vae_sha256"] == digest
+    path = tmp_path / "out.png"
+    write_png(path, Image.new("RGB", (32, 32)), request, 0, record)
+    text = Image.open(path).info["parameters"]
+    assert f"VAE hash: {digest[:10]}, VAE: vae.safetensors" in text
+    engine.load(request.model, "cpu", vae="none")  # back to the model's own: nothing written
+    assert "vae" not in engine.record()

@@ -265,6 +265,10 @@ def _record(loaded: LoadedModel) -> dict[str, Any]:
                               "scheduler_config": dict(loaded.scheduler_config)}
     if loaded.sha256:
         record["model_sha256"] = loaded.sha256
+    if loaded.vae_source:
+        record["vae"] = loaded.vae_source
+        if loaded.vae_sha256:
+            record["vae_sha256"] = loaded.vae_sha256
     return record
 
 

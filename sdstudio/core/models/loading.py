@@ -43,6 +43,8 @@ class LoadedModel:
     tokenizer_2: Any = None  # SDXL
     text_encoder_2: Any = None  # SDXL: CLIPTextModelWithProjection (pooled embeddings)
     pipeline_config: dict = field(default_factory=dict)  # model_index flags (PIPELINE_FLAGS)
+    vae_source: str | None = None  # a separate VAE (file or folder) in place of the model's own
+    vae_sha256: str | None = None  # of that VAE, where it is one file (hashed in the background)
 
     def __post_init__(self) -> None:
         if self.family is None:

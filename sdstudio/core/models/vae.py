@@ -45,7 +45,14 @@ def with_vae(loaded: Any, model: str, vae: str | None) -> Any:
     new.to(device=loaded.device, dtype=vae_dtype(new, loaded.family, loaded.dtype))
     new.eval().requires_grad_(False)
     loaded.vae = new
-    choices.remember(model, vae=str(path.resolve()))
+    loaded.vae_source = str(path.resolve())
+    choices.remember(model, vae=loaded.vae_source)
+    if path.is_file():  # A1111 writes the VAE's hash too; hashed once, cached like the model's
+        from sdstudio.core.models import hashing
+
+        loaded.vae_sha256 = hashing.cached_sha256(path)
+        if loaded.vae_sha256 is None:
+            hashing.hash_in_background(path, lambda _p, h: setattr(loaded, "vae_sha256", h))
     return loaded
 
 

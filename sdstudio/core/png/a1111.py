@@ -68,9 +68,11 @@ def model_name(model: str) -> str:
 
 
 def settings_for(
-    request: GenerationRequest, seed: int, model_hash: str | None = None
+    request: GenerationRequest, seed: int, model_hash: str | None = None,
+    vae: str | None = None, vae_hash: str | None = None,
 ) -> dict[str, str]:
-    """The `Key: value` items of the last line, in A1111's order."""
+    """The `Key: value` items of the last line, in A1111's order. `vae`: a separate VAE's path
+    (A1111 writes its file name and the first 10 hex digits of its SHA-256)."""
     from sdstudio.core.schedulers import get_sampler
 
     sampler = request.scheduler
@@ -91,6 +93,8 @@ def settings_for(
         "Size": f"{request.width}x{request.height}",
         "Model hash": model_hash[:10] if model_hash else None,
         "Model": model_name(request.model),
+        "VAE hash": vae_hash[:10] if vae and vae_hash else None,
+        "VAE": Path(vae).name if vae else None,
         "Denoising strength": format_number(request.strength) if request.init_image else None,
         **_canvas_items(request),
         "Clip skip": str(request.clip_skip) if request.clip_skip != 1 else None,
@@ -130,13 +134,14 @@ def format_settings(settings: dict[str, str]) -> str:
 
 
 def format_parameters(
-    request: GenerationRequest, seed: int, model_hash: str | None = None
+    request: GenerationRequest, seed: int, model_hash: str | None = None,
+    vae: str | None = None, vae_hash: str | None = None,
 ) -> str:
     """The `parameters` text exactly as A1111 lays it out."""
     text = request.prompt
     if request.negative_prompt:
         text += f"\n{NEGATIVE_MARKER} {request.negative_prompt}"
-    return f"{text}\n{format_settings(settings_for(request, seed, model_hash))}"
+    return f"{text}\n{format_settings(settings_for(request, seed, model_hash, vae, vae_hash))}"
 
 
 def _items(line: str) -> list[tuple[str, str]]:

@@ -72,7 +72,8 @@ def build_pnginfo(
     request: GenerationRequest, seed: int, extra: dict[str, Any] | None = None
 ) -> PngImagePlugin.PngInfo:
     record = reproducibility_record(request, extra)
-    text = format_parameters(request, seed, record.get("model_sha256"))
+    text = format_parameters(request, seed, record.get("model_sha256"),
+                             vae=record.get("vae"), vae_hash=record.get("vae_sha256"))
     ours = {"request": {**request.to_dict(), "seed": seed, "batch_size": 1}, "seed": seed,
             "created": time.time(), "record": record}
     info = PngImagePlugin.PngInfo()
