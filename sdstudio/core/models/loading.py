@@ -43,6 +43,7 @@ class LoadedModel:
     tokenizer_2: Any = None  # SDXL
     text_encoder_2: Any = None  # SDXL: CLIPTextModelWithProjection (pooled embeddings)
     pipeline_config: dict = field(default_factory=dict)  # model_index flags (PIPELINE_FLAGS)
+    memory: Any = None  # where it stands on the memory ladder (sdstudio.core.memory)
 
     def __post_init__(self) -> None:
         if self.family is None:
