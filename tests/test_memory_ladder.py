@@ -53,12 +53,19 @@ def _ours(m, req) -> list[np.ndarray]:
 
 def _diffusers(m, req, rung: str) -> list[np.ndarray]:
     """diffusers' own pipeline on a model of its own, with the options `rung` stands for."""
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
 
-    pipe = StableDiffusionPipeline(
-        vae=m.vae, text_encoder=m.text_encoder, tokenizer=m.tokenizer, unet=m.unet,
-        scheduler=fresh_scheduler(req.scheduler, m.scheduler_config), safety_checker=None,
-        feature_extractor=None, requires_safety_checker=False)
+    parts = dict(vae=m.vae, text_encoder=m.text_encoder, tokenizer=m.tokenizer, unet=m.unet,
+                 scheduler=fresh_scheduler(req.scheduler, m.scheduler_config))
+    if m.text_encoder_2 is not None:
+        pipe = StableDiffusionXLPipeline(
+            **parts, text_encoder_2=m.text_encoder_2, tokenizer_2=m.tokenizer_2,
+            add_watermarker=False,
+            force_zeros_for_empty_prompt=m.pipeline_config.get("force_zeros_for_empty_prompt",
+                                                               True))
+    else:
+        pipe = StableDiffusionPipeline(**parts, safety_checker=None, feature_extractor=None,
+                                       requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     if memory.at_least(rung, "sliced"):
         pipe.enable_attention_slicing()
@@ -100,6 +107,42 @@ def test_each_rung_gives_diffusers_pixels_with_the_same_options(model, tiny_mode
     theirs = _diffusers(_load(tiny_model_dir), req, rung)
     for a, b in zip(ours, theirs, strict=True):
         assert a.std() > 2 and np.abs(a - b).max() <= 1
+
+
+@pytest.mark.parametrize("rung", ["offload", "sequential"])
+def test_sdxl_offload_rungs_give_diffusers_pixels(tiny_sdxl_model_dir, rung):
+    """Two text encoders in the offload chain, and SDXL's added conditioning through the hooks."""
+    m = _load(tiny_sdxl_model_dir)
+    req = _req(tiny_sdxl_model_dir, width=32, height=32)
+    memory.apply_rung(m, rung, execution_device="cpu")
+    assert memory.execution_device(m.text_encoder_2) == torch.device("cpu")
+    ours = _ours(m, req)
+    theirs = _diffusers(_load(tiny_sdxl_model_dir), req, rung)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.std() > 2 and np.abs(a - b).max() <= 1
+
+
+def test_inpainting_under_sequential_offload_is_the_tiled_rung_s_pixels(model, tiny_model_dir,
+                                                                         tmp_path):
+    """The VAE encodes (init image, masked image) where the hooks run it, not on "meta"."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (SIZE, SIZE, 3), dtype=np.uint8)).save(tmp_path / "i.png")
+    mask = np.zeros((SIZE, SIZE), dtype=np.uint8)
+    mask[16:48, 8:40] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    req = _req(tiny_model_dir, init_image=str(tmp_path / "i.png"), mask=str(tmp_path / "m.png"),
+               strength=0.7)
+    memory.apply_rung(model, "tiled")
+    tiled = _ours(model, req)
+    memory.apply_rung(model, "sequential", execution_device="cpu")
+    try:
+        sequential = _ours(model, req)
+    finally:
+        memory.apply_rung(model, "fast")
+    for a, b in zip(sequential, tiled, strict=True):
+        assert a.std() > 2 and np.array_equal(a, b)
 
 
 def test_tiling_really_tiles_and_going_back_up_restores_the_fast_path_exactly(model,
