@@ -1,10 +1,12 @@
 """The engine: the one place that knows how a request becomes finished images.
 
 It holds the loaded model (one at a time), applies the model's own defaults (native size,
-recommended CFG scale) to what the user left open, refuses a job the device cannot hold before
-any work starts, runs the pipeline, and attaches to every image the reproducibility record built
-once from the loaded model. The Qt worker, the CLI and the self-test are thin wrappers around
-it, and so is any future cluster worker: `run_job` is the whole job protocol, as `EngineEvent`s.
+recommended CFG scale) to what the user left open, picks the first rung of the memory ladder
+(`sdstudio.core.memory`) the device can hold before any work starts (refusing a job none can),
+runs the pipeline, retries it a rung down on out of memory, and attaches to every image the
+reproducibility record of the loaded model (with the rung, where it is not "fast"). The Qt
+worker, the CLI and the self-test are thin wrappers around it, and so is any future cluster
+worker: `run_job` is the whole job protocol, as `EngineEvent`s.
 
 torch and diffusers are imported on first use, so creating an Engine is free.
 """
