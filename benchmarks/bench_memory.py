@@ -6,11 +6,12 @@ Prints
      that is not given back shows as RSS / VRAM that does not come down;
   2. for each rung of the device's memory ladder (sdstudio.core.memory): seconds, the peak RSS
      above the loaded model (sampled every 2 ms), and on CUDA memory_allocated before the job
-     (the weights the rung keeps on the GPU) and max_memory_allocated during it.
+     (the weights the rung keeps on the GPU) and max_memory_allocated during it;
+  3. one VAE decode at each --decode size, whole ("fast") and tiled: seconds and peak memory.
 
 Runs on the CPU at small sizes (the CPU's ladder ends at "tiled") and on a GPU at real ones.
 Usage: python benchmarks/bench_memory.py [--model demo|PATH] [--device auto|cpu|cuda]
-       [--size 256] [--steps 4] [--batch 1] [--rungs fast,sliced,...]
+       [--size 256] [--steps 4] [--batch 1] [--rungs fast,sliced,...] [--decode 1024,2048]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import torch  # noqa: E402
 from sdstudio.core import memory  # noqa: E402
 from sdstudio.core.engine import Engine  # noqa: E402
 from sdstudio.core.paths import demo_model_dir  # noqa: E402
+from sdstudio.core.pipeline import StableDiffusion  # noqa: E402
 from sdstudio.core.request import GenerationRequest  # noqa: E402
 
 MIB = 2**20
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--rungs", default="", help="comma-separated; default: the device's ladder")
+    parser.add_argument("--decode", default="1024,2048", help="VAE decode sizes, comma-separated")
     args = parser.parse_args()
 
     engine = Engine()
@@ -161,6 +164,39 @@ def main() -> None:
         if device.type == "cuda":
             line += f"{resident:20.1f}{torch.cuda.max_memory_allocated() / MIB:15.1f}"
         print(line + ("" if used == rung else f"   (ran as {used})"))
+
+    # 3. what VAE tiling buys: one decode of random latents, whole vs tiled
+    sizes = [int(x) for x in args.decode.split(",") if x]
+    if sizes:
+        print(f"\n{'decode':<11}{'rung':<8}{'seconds':>9}{'peak RSS +MiB':>15}"
+              + (f"{'peak VRAM MiB':>15}" if device.type == "cuda" else ""))
+    loaded = engine.model
+    pipe = StableDiffusion(loaded)
+    for size in sizes:
+        f = loaded.vae_scale_factor
+        shape = (1, loaded.vae.config.latent_channels, size // f, size // f)
+        latents = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
+        for rung in ("fast", "tiled"):
+            memory.apply_rung(loaded, rung)
+            _trim()
+            base = _rss()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+                torch.cuda.reset_peak_memory_stats()
+            t0 = time.perf_counter()
+            try:
+                with _Peak() as peak, torch.no_grad():
+                    pipe.decode(latents, [])
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+            except torch.OutOfMemoryError:
+                print(f"{size}²{'':<6}{rung:<8}   out of memory")
+                continue
+            line = f"{f'{size}²':<11}{rung:<8}{time.perf_counter() - t0:9.2f}{peak.peak - base:15.1f}"
+            if device.type == "cuda":
+                line += f"{torch.cuda.max_memory_allocated() / MIB:15.1f}"
+            print(line)
+    memory.apply_rung(loaded, "fast")
 
 
 if __name__ == "__main__":

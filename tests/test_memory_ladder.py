@@ -164,6 +164,22 @@ def test_tiling_really_tiles_and_going_back_up_restores_the_fast_path_exactly(mo
         assert np.array_equal(a, b)
 
 
+def test_a_climb_that_runs_out_of_memory_is_redone_in_full_by_the_next_call(model):
+    memory.apply_rung(model, "offload", execution_device="cpu")
+
+    def out_of_memory(*_args, **_kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(torch.OutOfMemoryError):
+        patch.setattr(type(model.vae), "to", out_of_memory)  # the VAE's move back fails
+        memory.apply_rung(model, "fast")
+    assert not _hooked(model)
+    memory.apply_rung(model, "offload", execution_device="cpu")  # not "already there"
+    assert _hooked(model)
+    memory.apply_rung(model, "fast")
+    assert not _hooked(model)
+
+
 def test_the_cpu_ladder_ends_at_tiling():
     assert memory.ladder("cpu") == ("fast", "sliced", "tiled")
     assert memory.ladder(torch.device("cuda"))[-1] == "sequential"

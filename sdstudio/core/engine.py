@@ -342,7 +342,7 @@ def _record(loaded: LoadedModel) -> dict[str, Any]:
     if loaded.sha256:
         record["model_sha256"] = loaded.sha256
     state = getattr(loaded, "memory", None)  # the memory rung, where it may change pixels
-    if state is not None and state.rung != "fast":
+    if state is not None and state.rung not in ("", "fast"):
         record["memory"] = state.rung
     return record
 

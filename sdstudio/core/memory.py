@@ -93,11 +93,6 @@ def fallback_notice(width: int, height: int, failed: str, rung: str) -> str:
             f"{describe_rung(rung)}.")
 
 
-def current_rung(loaded: LoadedModel) -> str:
-    state = getattr(loaded, "memory", None)
-    return state.rung if state is not None else FAST
-
-
 def modules(loaded: LoadedModel) -> list[torch.nn.Module]:
     """The models a job runs, in the order it runs them (the offload chain)."""
     found = (loaded.text_encoder, loaded.text_encoder_2, loaded.unet, loaded.vae)
@@ -116,8 +111,11 @@ def apply_rung(loaded: LoadedModel, rung: str,
     held = state.rung if state.rung in OFFLOAD_RUNGS else None
     if state.rung == rung and (offload is None or state.device == device):
         return
+    loaded.memory = state
     if held is not None and (held != offload or state.device != device):
         _remove_hooks(loaded, state)  # weights come back where they were: on the CPU
+        state.rung, held = "", None  # until the new rung is in place (a move to the device
+        # can run out of memory: the next call must then start over, not trust the old rung)
     _set_attention_slicing(loaded.unet, at_least(rung, "sliced"))
     loaded.vae.use_slicing = at_least(rung, "sliced")
     loaded.vae.use_tiling = at_least(rung, "tiled")
@@ -127,7 +125,6 @@ def apply_rung(loaded: LoadedModel, rung: str,
     elif held != offload or state.device != device:
         _offload(loaded, state, offload, device)
     state.rung, state.device = rung, device if offload else None
-    loaded.memory = state
 
 
 def after_job(loaded: LoadedModel) -> None:
