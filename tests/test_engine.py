@@ -129,7 +129,7 @@ def test_steps_beyond_the_model_s_schedule_are_refused(tmp_path, tiny_model_dir)
 
 def test_a_job_the_device_cannot_hold_is_refused_before_work(engine, tiny_model_dir, monkeypatch):
     request = _req(tiny_model_dir, width=4096, height=4096, batch_size=4)
-    need = estimate_working_memory(engine.model, request)
+    need = estimate_working_memory(engine.model, request, "tiled")  # the CPU's lowest rung
     monkeypatch.setattr(engine_module, "free_device_memory", lambda device: need // 2)
     called = []
     monkeypatch.setattr(engine._pipeline, "generate", lambda *a, **kw: called.append(1))

@@ -1,10 +1,12 @@
 """The engine: the one place that knows how a request becomes finished images.
 
 It holds the loaded model (one at a time), applies the model's own defaults (native size,
-recommended CFG scale) to what the user left open, refuses a job the device cannot hold before
-any work starts, runs the pipeline, and attaches to every image the reproducibility record built
-once from the loaded model. The Qt worker, the CLI and the self-test are thin wrappers around
-it, and so is any future cluster worker: `run_job` is the whole job protocol, as `EngineEvent`s.
+recommended CFG scale) to what the user left open, picks the first rung of the memory ladder
+(`sdstudio.core.memory`) the device can hold before any work starts (refusing a job none can),
+runs the pipeline, retries it a rung down on out of memory, and attaches to every image the
+reproducibility record of the loaded model (with the rung, where it is not "fast"). The Qt
+worker, the CLI and the self-test are thin wrappers around it, and so is any future cluster
+worker: `run_job` is the whole job protocol, as `EngineEvent`s.
 
 torch and diffusers are imported on first use, so creating an Engine is free.
 """
@@ -19,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sdstudio.core.defaults import DEMO_MODEL
+from sdstudio.core.defaults import DEMO_MODEL, MEMORY_RUNGS
 from sdstudio.core.errors import (
     GenerationCancelled,
     UserError,
@@ -75,6 +77,8 @@ class Engine:
         self._pipeline: Any = None
         self._key: tuple[str, ...] | None = None
         self._info: ModelInfo | None = None
+        # per model key: the memory rung a job of so many pixels (w x h x batch) had to fall to
+        self._learned: dict[tuple[str, ...], dict[int, str]] = {}
 
     # --- the model --------------------------------------------------------------------------
     @property
@@ -119,7 +123,14 @@ class Engine:
         return self._info
 
     def unload(self) -> None:
-        """Drop the model and give its memory back (after an out-of-memory error, say)."""
+        """Drop the model and give its memory back (after an out-of-memory error, say): offload
+        hooks and the adapter caches hold the modules too, so they go first."""
+        if self._loaded is not None and self._loaded.unet is not None:
+            from sdstudio.core import memory
+            from sdstudio.core.adapters.host import forget
+
+            memory.release(self._loaded)
+            forget(self._loaded)
         self._loaded = self._pipeline = self._key = self._info = None
         free_memory()
 
@@ -141,20 +152,46 @@ class Engine:
             guidance=request.guidance if "guidance" in chosen else info.guidance,
         )
 
-    def check_fits(self, request: GenerationRequest) -> None:
-        """Refuse, in one sentence, a job whose working memory the device cannot hold."""
+    def start_rung(self, request: GenerationRequest) -> str:
+        """The memory rung a job starts at: the one it asks for, else ("auto") the lowest rung a
+        job of this model at most this large had to fall to, else "fast"; never one the device's
+        ladder does not have (offload on the CPU is tiling)."""
+        from sdstudio.core import memory
+
+        loaded = self._require_loaded()
+        rung = request.memory
+        if rung == "auto":
+            pixels = request.width * request.height * request.batch_size
+            needed = [r for p, r in self._learned.get(self._key or (), {}).items() if p <= pixels]
+            rung = max(needed, key=MEMORY_RUNGS.index, default=memory.FAST)
+        return memory.clamp(rung, loaded.device)
+
+    def check_fits(self, request: GenerationRequest, start: str | None = None) -> str:
+        """The first memory rung from `start` (default: `start_rung`) whose working memory the
+        device can hold; refuse, in one sentence, a job no rung can hold."""
+        from sdstudio.core import memory
+
         loaded = self._require_loaded()
         steps_max = int(loaded.scheduler_config.get("num_train_timesteps") or 1000)
         if request.steps > steps_max:
             raise UserError(f"Steps must be at most {steps_max} for this model (its schedule "
                             f"has {steps_max} timesteps), got {request.steps}.")
-        need = estimate_working_memory(loaded, request)
+        rungs = memory.ladder(loaded.device)
+        rung = start or self.start_rung(request)
         free = free_device_memory(loaded.device)
-        if free is not None and need > free * MEMORY_HEADROOM:
-            raise UserError(
-                f"{request.width}×{request.height} with a batch of {request.batch_size} needs "
-                f"about {_gb(need)} of working memory and the {loaded.device.type} has "
-                f"{_gb(free)} free: lower the size or the batch.")
+        if free is None:
+            return rung
+        resident = memory.weights_on_device(loaded)
+        for candidate in rungs[rungs.index(rung):]:
+            need = estimate_working_memory(loaded, request, candidate)
+            # what the rung moves off the device is free for it too
+            room = free + resident - memory.resident_weights(loaded, candidate)
+            if need <= room * MEMORY_HEADROOM:
+                return candidate
+        raise UserError(
+            f"{request.width}×{request.height} with a batch of {request.batch_size} needs "
+            f"about {_gb(need)} of working memory even with {memory.ADDS[candidate]} and the "
+            f"{loaded.device.type} has {_gb(free)} free: lower the size or the batch.")
 
     # --- generating -------------------------------------------------------------------------
     def generate(
@@ -164,33 +201,72 @@ class Engine:
         should_cancel: Callable[[], bool] | None = None,
         on_image: Callable[[ImageEvent], None] | None = None,
     ) -> GenerationResult:
-        """Load the request's model if needed, check it fits, and run it. Every image carries the
-        model's record. Out of memory unloads the model (so the next job starts clean)."""
+        """Load the request's model if needed, check it fits, and run it at the first memory
+        rung that fits; out of memory retries the whole job one rung down (with a notice), and
+        unloads the model when no rung is left (so the next job starts clean). Every image
+        carries the model's record, and the rung where it is not "fast"."""
+        from sdstudio.core import memory
+
         request = request.validate()
         self.load(request.model, request.device, request.dtype, request.vae, request.prediction)
+        loaded = self._require_loaded()
         w, h = request.hires_size if request.hires else (request.width, request.height)
-        self.check_fits(replace(request, width=w, height=h))  # the largest pass
-        record = self.record()
+        largest = replace(request, width=w, height=h)  # the largest pass
+        start = self.start_rung(largest)
+        rung = self.check_fits(largest)
+        notices = []
+        if request.memory not in ("auto", start):
+            asked = memory.ADDS[request.memory]
+            notices.append(f"{asked[0].upper()}{asked[1:]} does nothing on the "
+                           f"{loaded.device.type}: used {memory.ADDS[start]} instead.")
+        if rung != start:
+            notices.append(f"{w}×{h} does not fit in memory with {memory.ADDS[start]}: using "
+                           f"{memory.describe_rung(rung)}.")
+        shown: set[tuple[int, int]] = set()  # a retry never shows an image a second time
 
         def stamp(event: ImageEvent) -> None:
-            event.record = dict(record)
-            if on_image is not None:
+            event.record = self.record()
+            if on_image is not None and (event.index, event.seed) not in shown:
+                shown.add((event.index, event.seed))
                 on_image(event)
 
-        try:
-            from sdstudio.core.canvas import run as canvas  # hires fix, only masked, ...
-
-            with interruptible(self._loaded, should_cancel):  # also between UNet/VAE blocks
-                result: GenerationResult = canvas.generate(
-                    self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
-                    on_image=stamp)
-        except Exception as exc:
-            if is_out_of_memory(exc):
-                self.unload()
-            raise
+        while True:
+            try:
+                result = self._run(rung, request, on_step, should_cancel, stamp)
+                break
+            except Exception as exc:
+                lower = memory.next_rung(rung, loaded.device) if is_out_of_memory(exc) else None
+                if lower is None:
+                    if is_out_of_memory(exc):
+                        self.unload()
+                    raise
+            free_memory()  # out of the except block: the traceback's tensors are gone
+            notices.append(memory.fallback_notice(w, h, rung, lower))
+            log.info("out of memory at %s×%s (%s): retrying with %s", w, h, rung, lower)
+            rung = lower
+        if rung != start and self._key is not None:
+            self._learned.setdefault(self._key, {})[w * h * request.batch_size] = rung
+        result.notices[:0] = notices
         for event in result.images:  # a pipeline that skipped on_image: stamp them here
             if not event.record:  # (never rewrite one: a front end may be reading it already)
-                event.record = dict(record)
+                event.record = self.record()
+        return result
+
+    def _run(self, rung: str, request: GenerationRequest, on_step: Any, should_cancel: Any,
+             on_image: Callable[[ImageEvent], None]) -> GenerationResult:
+        """One try of a job at memory rung `rung`."""
+        from sdstudio.core import memory
+        from sdstudio.core.canvas import run as canvas  # hires fix, only masked, ...
+
+        loaded = self._require_loaded()
+        memory.apply_rung(loaded, rung)
+        try:
+            with interruptible(loaded, should_cancel):  # also between UNet/VAE blocks
+                result: GenerationResult = canvas.generate(
+                    self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
+                    on_image=on_image)
+        finally:
+            memory.after_job(loaded)
         return result
 
     def run_job(
@@ -269,6 +345,9 @@ def _record(loaded: LoadedModel) -> dict[str, Any]:
         record["vae"] = loaded.vae_source
         if loaded.vae_sha256:
             record["vae_sha256"] = loaded.vae_sha256
+    state = getattr(loaded, "memory", None)  # the memory rung, where it may change pixels
+    if state is not None and state.rung not in ("", "fast"):
+        record["memory"] = state.rung
     return record
 
 
@@ -289,8 +368,11 @@ UNET_LIVE_FACTOR = 32
 VAE_LIVE_FACTOR = 6
 
 
-def estimate_working_memory(loaded: LoadedModel, request: GenerationRequest) -> int:
-    """Bytes of activations a job needs beyond the weights (a rough upper estimate)."""
+def estimate_working_memory(loaded: LoadedModel, request: GenerationRequest,
+                            rung: str = "fast") -> int:
+    """Bytes of activations a job needs beyond the weights (a rough upper estimate) at memory
+    rung `rung`. Attention slicing is not counted as a saving (the attention it slices is not
+    counted either); VAE tiling bounds the VAE's part by one tile, plus the image it builds."""
     f = loaded.vae_scale_factor
     latent_pixels = (request.height // f) * (request.width // f)
     passes = 2 if request.guidance > 1 else 1  # classifier-free guidance doubles the batch
@@ -300,10 +382,22 @@ def estimate_working_memory(loaded: LoadedModel, request: GenerationRequest) -> 
     vae_channels = loaded.vae.config.block_out_channels
     widest_full_res = int(vae_channels[1] if len(vae_channels) > 1 else vae_channels[0])
     vae_bytes = _itemsize(loaded.vae.dtype)
-    vae = (request.height * request.width * widest_full_res * VAE_LIVE_FACTOR * vae_bytes
-           + latent_pixels * latent_pixels * vae_bytes)
+    height, width, extra = request.height, request.width, 0
+    if MEMORY_RUNGS.index(rung) >= MEMORY_RUNGS.index("tiled"):
+        tile = _tile_size(loaded.vae)
+        extra = 3 * 3 * height * width * vae_bytes  # the tiles, their blend and the image
+        height, width = min(height, tile), min(width, tile)
+    decoded_latent = (height // f) * (width // f)
+    vae = (height * width * widest_full_res * VAE_LIVE_FACTOR * vae_bytes
+           + decoded_latent * decoded_latent * vae_bytes + extra)
     latents = request.batch_size * latent_pixels * 4 * 4 * 4  # latents, noise, scheduler state
     return unet + vae + latents
+
+
+def _tile_size(vae: Any) -> int:
+    """The side in pixels of the VAE's tiles (diffusers: its config's sample size)."""
+    size = getattr(vae, "tile_sample_min_size", None) or 512
+    return int(size[0] if isinstance(size, (list, tuple)) else size)
 
 
 def _itemsize(dtype: Any) -> int:

@@ -27,6 +27,7 @@ from sdstudio.core.conditioning.prompt import Scheduled, per_step
 from sdstudio.core.errors import GenerationCancelled, UserError
 from sdstudio.core.events import GenerationResult, ImageEvent, StepEvent
 from sdstudio.core.families import Conditioning
+from sdstudio.core.memory import execution_device
 from sdstudio.core.models import LoadedModel
 from sdstudio.core.request import GenerationRequest
 from sdstudio.core.schedule import denoised_estimate
@@ -228,7 +229,7 @@ class StableDiffusion:
     def encode_image(self, image: torch.Tensor, generators, dtype) -> torch.Tensor:
         """VAE-encode one image, then sample its latent once per generator (scaled)."""
         vae = self.model.vae
-        dist = vae.encode(image.to(device=vae.device, dtype=vae.dtype)).latent_dist
+        dist = vae.encode(image.to(device=execution_device(vae), dtype=vae.dtype)).latent_dist
         samples = torch.cat([dist.sample(g) for g in generators])
         return self.model.family.from_vae_space(vae, samples.to(dtype))
 
@@ -237,7 +238,7 @@ class StableDiffusion:
 
         vae = self.model.vae
         for g in generators:
-            randn_tensor((1, *shape[1:]), generator=g, device=vae.device, dtype=vae.dtype)
+            randn_tensor((1, *shape[1:]), generator=g, device=execution_device(vae), dtype=vae.dtype)
 
     # -- 5. loop helpers -------------------------------------------------------------------------
 

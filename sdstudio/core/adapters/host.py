@@ -37,3 +37,12 @@ def _build(model):
         )
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def forget(model) -> None:
+    """Drop what the adapter caches keep for `model` before it is unloaded: a cached pipeline
+    holds the UNet it is keyed by, so the weak key alone would never let the model go."""
+    from sdstudio.core.adapters import lora
+
+    _HOSTS.pop(model.unet, None)
+    lora._SETS.pop(model.unet, None)

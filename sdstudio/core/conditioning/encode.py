@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from sdstudio.core.conditioning.chunks import Chunk, tokenize_line
+from sdstudio.core.memory import execution_device
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def encode_chunks(
     tokenizer, text_encoder, chunks: list[Chunk], *, layer: EncoderLayer = EncoderLayer(),
     emphasis: bool = True,
 ) -> Encoded:
-    device = text_encoder.device
+    device = execution_device(text_encoder)  # not .device: offloaded weights sit elsewhere
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     masked = getattr(text_encoder.config, "use_attention_mask", False)
     hidden, pooled = [], None

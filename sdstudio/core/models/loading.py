@@ -45,6 +45,7 @@ class LoadedModel:
     pipeline_config: dict = field(default_factory=dict)  # model_index flags (PIPELINE_FLAGS)
     vae_source: str | None = None  # a separate VAE (file or folder) in place of the model's own
     vae_sha256: str | None = None  # of that VAE, where it is one file (hashed in the background)
+    memory: Any = None  # where it stands on the memory ladder (sdstudio.core.memory)
 
     def __post_init__(self) -> None:
         if self.family is None:
