@@ -1,9 +1,11 @@
 """Gallery at scale: 100,000 PNGs -> full rebuild, open with the index present (first thumbnails
 on screen), prompt search. Prints each figure against its target.
 
-    python benchmarks/bench_gallery.py [--count 100000] [--keep]
+    python benchmarks/bench_gallery.py [--count 100000] [--keep | --reuse HOME]
 
-Everything happens in a temporary SDSTUDIO_HOME; nothing of the user's is touched.
+Everything happens in a temporary SDSTUDIO_HOME; nothing of the user's is touched. --keep keeps
+it and prints its path; --reuse HOME runs again on such a kept one (its images are not made again;
+the index is still rebuilt and timed).
 """
 
 from __future__ import annotations
@@ -113,15 +115,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=100_000)
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    ap.add_argument("--reuse", type=Path, metavar="HOME",
+                    help="a folder kept by --keep: its images are used again (and it is kept)")
     args = ap.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="sdstudio-bench-"))
+    home = args.reuse or Path(tempfile.mkdtemp(prefix="sdstudio-bench-"))
     os.environ["SDSTUDIO_HOME"] = str(home)
     from sdstudio.core.gallery import Gallery
 
     folder = home / "gallery"
-    rng = random.Random(0)
-    t, _ = timed(lambda: make_images(folder, args.count, rng))
-    print(f"made {args.count} PNGs in {t:.1f} s (setup, not timed against a target)\n")
+    if args.reuse:
+        if not folder.is_dir():
+            ap.error(f"{folder} does not exist: make one with --keep first")
+        args.keep = True
+        args.count = sum(1 for _ in folder.rglob("*.png"))
+        print(f"reusing the {args.count} PNGs in {folder}\n")
+    else:
+        rng = random.Random(0)
+        t, _ = timed(lambda: make_images(folder, args.count, rng))
+        print(f"made {args.count} PNGs in {t:.1f} s (setup, not timed against a target)\n")
     ok = True
 
     g = Gallery(folder, sync=False)
@@ -137,7 +148,10 @@ def main() -> int:
     t, rows = timed(lambda: g.search(), repeat=3)
     print(f"{'  list all, newest first':<48} {t * 1000:9.1f} ms   ({len(rows)} rows)")
 
-    day = time.strftime("%Y-%m-%d", time.localtime(time.time() - args.count // 2))
+    # the day of the middle image (made with mtimes one second apart, ending at its making)
+    middle = args.count // 2
+    day = time.strftime("%Y-%m-%d", time.localtime(
+        (folder / f"{middle // 1000:03d}" / f"img-{middle:06d}.png").stat().st_mtime))
     queries = ["cat", "golden dragon", '"red circle"', "wat", "cat seed:123",
                "model:sd15 castle", "sunset -", "neon", "sampler:DDIM", "size:512x768 cat",
                f"from:{day}", f"date:{day} river", "is:fav", "tool:a1111 model:dream",
