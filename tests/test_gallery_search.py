@@ -154,7 +154,10 @@ def test_index_of_version_1_is_upgraded_and_keeps_favourites(folder, read_only):
     (folder / store.FAVOURITES_FILE).unlink(missing_ok=True)  # only the index holds them now
     _make_version_1(index)
     with Gallery(folder, read_only=read_only, sync=False) as g:  # the panel's open: no sync
-        assert _schema(g) == ("2", True)
+        assert _schema(g) == ("1", False)  # the old index answers while the window opens
+        assert {q: [i.id for i in g.search(q)] for q in before} == before
+        g.sync()  # the panel's background sync upgrades it
+        assert _schema(g) == ("2", True) and g.last_sync.added == 0
         assert sorted(i.seed for i in g.search(favourites_only=True)) == [3, 20]
         assert {q: [i.id for i in g.search(q)] for q in before} == before  # same rows, same ids
         stats = dict(g._db.execute("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'images'"))

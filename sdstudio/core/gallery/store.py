@@ -229,9 +229,10 @@ class Gallery:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("BEGIN IMMEDIATE")  # two processes opening an old index: one upgrades it
+            db.execute("BEGIN IMMEDIATE")  # two processes making a new index: one makes it
             try:
-                _upgrade(db)
+                if _stored_version(db) is None:  # new (an older one is upgraded by sync)
+                    _upgrade(db)
                 db.execute("INSERT OR REPLACE INTO meta VALUES ('folder', ?)", (str(self.folder),))
                 db.execute("COMMIT")
             except BaseException:
@@ -321,6 +322,7 @@ class Gallery:
 
         Never fails because of a file: each unreadable one is named once in the report.
         `progress(done, total)` is called from this thread while new files are read."""
+        self._upgrade_schema()
         if not self.read_only:
             atomic.remove_stale_temp_files(self.folder)
         on_disk = dict(self._scan())
@@ -379,6 +381,21 @@ class Gallery:
         report.added = len(rows) - report.updated
         self.last_sync = report
         return report
+
+    def _upgrade_schema(self) -> None:
+        """Bring an index of an older version up to date. Here, in the sync's thread, not on
+        open: at 100k images it takes about a second, which the window must not wait for (until
+        then the old index answers every search, a little slower)."""
+        with self._lock:
+            if _stored_version(self._db) == SCHEMA_VERSION:
+                return
+            self._db.execute("BEGIN IMMEDIATE")  # two processes: the second finds it done
+            try:
+                _upgrade(self._db)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def _has_statistics(self) -> bool:
         with self._lock:
@@ -689,10 +706,7 @@ def _upgrade(db: sqlite3.Connection) -> None:
     """Bring the index to SCHEMA_VERSION in place (inside the caller's transaction): every
     version so far only added indexes, so the rows, favourites included, stay as they are. An
     index written by a newer sdstudio is used as it is and keeps its version."""
-    stored = None
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
-        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        stored = row[0] if row else None
+    stored = _stored_version(db)
     version = int(stored) if isinstance(stored, str) and stored.isascii() and stored.isdigit() \
         else 1
     if stored is not None and version >= int(SCHEMA_VERSION):
@@ -709,6 +723,14 @@ def _upgrade(db: sqlite3.Connection) -> None:
         # ~1 s for this open, the new index included; every later open is as fast as before).
         db.execute("ANALYZE")
     db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+
+
+def _stored_version(db: sqlite3.Connection) -> str | None:
+    """The schema version the index was written with; None for a new (empty) one."""
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
+        return None
+    row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+    return str(row[0]) if row else None
 
 
 def _statements(script: str) -> list[str]:
