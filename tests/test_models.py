@@ -85,8 +85,9 @@ def test_resolve_device():
             resolve_device("cuda", "auto")
     with pytest.raises(UserError, match="fp16 needs a GPU"):
         resolve_device("cpu", "fp16")
+    assert resolve_device("cpu", "bf16") == (torch.device("cpu"), torch.bfloat16)
     with pytest.raises(UserError, match="Dtype must be"):
-        resolve_device("cpu", "bf16")
+        resolve_device("cpu", "fp64")
 
 
 def _ldm_file(path, unet_in: int = 4):

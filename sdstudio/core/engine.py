@@ -17,6 +17,7 @@ import gc
 import logging
 import time
 from collections.abc import Callable, Collection
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,6 +80,7 @@ class Engine:
         self._info: ModelInfo | None = None
         # per model key: the memory rung a job of so many pixels (w x h x batch) had to fall to
         self._learned: dict[tuple[str, ...], dict[int, str]] = {}
+        self._compiler: Any = None  # fastpath.Compiler of the loaded model, once a job compiles
 
     # --- the model --------------------------------------------------------------------------
     @property
@@ -131,7 +133,7 @@ class Engine:
 
             memory.release(self._loaded)
             forget(self._loaded)
-        self._loaded = self._pipeline = self._key = self._info = None
+        self._loaded = self._pipeline = self._key = self._info = self._compiler = None
         free_memory()
 
     def record(self) -> dict[str, Any]:
@@ -200,11 +202,14 @@ class Engine:
         on_step: Callable[[StepEvent], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         on_image: Callable[[ImageEvent], None] | None = None,
+        on_notice: Callable[[str], None] | None = None,
     ) -> GenerationResult:
         """Load the request's model if needed, check it fits, and run it at the first memory
         rung that fits; out of memory retries the whole job one rung down (with a notice), and
         unloads the model when no rung is left (so the next job starts clean). Every image
-        carries the model's record, and the rung where it is not "fast"."""
+        carries the model's record, and the rung where it is not "fast". `on_notice` hears what
+        is said while the job runs (compiled mode's warm-up, before its first step); without
+        it, that goes first into the result's notices."""
         from sdstudio.core import memory
 
         request = request.validate()
@@ -232,7 +237,8 @@ class Engine:
 
         while True:
             try:
-                result = self._run(rung, request, on_step, should_cancel, stamp)
+                result = self._run(rung, request, on_step, should_cancel, stamp,
+                                   on_notice or notices.append)
                 break
             except Exception as exc:
                 lower = memory.next_rung(rung, loaded.device) if is_out_of_memory(exc) else None
@@ -253,7 +259,8 @@ class Engine:
         return result
 
     def _run(self, rung: str, request: GenerationRequest, on_step: Any, should_cancel: Any,
-             on_image: Callable[[ImageEvent], None]) -> GenerationResult:
+             on_image: Callable[[ImageEvent], None],
+             notify: Callable[[str], None]) -> GenerationResult:
         """One try of a job at memory rung `rung`."""
         from sdstudio.core import memory
         from sdstudio.core.canvas import run as canvas  # hires fix, only masked, ...
@@ -261,13 +268,29 @@ class Engine:
         loaded = self._require_loaded()
         memory.apply_rung(loaded, rung)
         try:
-            with interruptible(loaded, should_cancel):  # also between UNet/VAE blocks
-                result: GenerationResult = canvas.generate(
-                    self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
-                    on_image=on_image)
+            with self._compiled(request, notify) as compiled:
+                # cancel inside a step too (block hooks), except compiled: hooks break graphs
+                with nullcontext() if compiled else interruptible(loaded, should_cancel):
+                    result: GenerationResult = canvas.generate(
+                        self._pipeline, request, on_step=on_step, should_cancel=should_cancel,
+                        on_image=on_image)
         finally:
             memory.after_job(loaded)
         return result
+
+    def _compiled(self, request: GenerationRequest,
+                  notify: Callable[[str], None]) -> AbstractContextManager[bool]:
+        """Compiled mode for this job when it asks for it (True within; a shape not compiled yet
+        is announced first; an offloaded rung runs eager); the compiled modules are kept until
+        the model changes."""
+        if not request.compile:
+            return nullcontext(False)
+        from sdstudio.core import fastpath
+
+        loaded = self._require_loaded()
+        if self._compiler is None or self._compiler.loaded is not loaded:
+            self._compiler = fastpath.Compiler(loaded)
+        return self._compiler.active(notify, fastpath.unet_shapes(loaded, request))
 
     def run_job(
         self,
@@ -298,6 +321,7 @@ class Engine:
                 on_step=lambda ev: emit(EngineEvent(EventKind.PROGRESS, job_id, ev)),
                 should_cancel=should_cancel,
                 on_image=lambda ev: emit(EngineEvent(EventKind.IMAGE, job_id, ev)),
+                on_notice=lambda text: emit(EngineEvent(EventKind.NOTICE, job_id, text)),
             )
             for notice in result.notices:
                 emit(EngineEvent(EventKind.NOTICE, job_id, notice))

@@ -95,12 +95,17 @@ class StableDiffusion:
 
         # 5. Denoising loop.
         step_kwargs = self.extra_step_kwargs(scheduler, generators)
+        # The timesteps once on the host too (an explicit copy, on the CPU as well): the
+        # scheduler indexes its host-side tables with them, and a GPU timestep read there, or by
+        # float(t), would wait for the GPU every step. The UNet takes them on its device.
+        host_timesteps = timesteps.to("cpu", copy=True)
         start = time.perf_counter()
         for i, t in enumerate(timesteps):
             if should_cancel is not None and should_cancel():
                 raise GenerationCancelled()
+            t_host = host_timesteps[i]
             model_input = torch.cat([latents] * 2) if do_cfg else latents
-            model_input = scheduler.scale_model_input(model_input, t)
+            model_input = scheduler.scale_model_input(model_input, t_host)
             if mask is not None and masked is not None:  # 9-channel inpainting UNet
                 model_input = torch.cat([model_input, mask, masked], dim=1)
             noise_pred = self.predict_noise(model_input, t, conds.at(i))
@@ -108,16 +113,17 @@ class StableDiffusion:
                 uncond, text = noise_pred.chunk(2)
                 noise_pred = uncond + req.guidance * (text - uncond)
             sample = latents
-            step_out = scheduler.step(noise_pred, t, latents, **step_kwargs, return_dict=False)
+            step_out = scheduler.step(noise_pred, t_host, latents, **step_kwargs,
+                                      return_dict=False)
             latents = step_out[0]
             if image_latents is not None:  # 4-channel inpainting: keep the unmasked part
                 latents = self.blend_known(
-                    scheduler, timesteps, i, latents, image_latents, noise, mask, do_cfg
+                    scheduler, host_timesteps, i, latents, image_latents, noise, mask, do_cfg
                 )
             if on_step is not None:
                 elapsed = time.perf_counter() - start
-                x0 = denoised_estimate(scheduler, step_out, t, sample, noise_pred)
-                on_step(StepEvent(i + 1, len(timesteps), float(t), latents, elapsed, x0))
+                x0 = denoised_estimate(scheduler, step_out, t_host, sample, noise_pred)
+                on_step(StepEvent(i + 1, len(timesteps), float(t_host), latents, elapsed, x0))
 
         # 6. Decode with the VAE, one image at a time.
         events = []
@@ -269,23 +275,25 @@ class StableDiffusion:
 
     @staticmethod
     def blend_known(scheduler, timesteps, i, latents, image_latents, noise, mask, do_cfg):
-        """4-channel inpainting: the known region is the init image noised to the next timestep."""
+        """4-channel inpainting: the known region is the init image noised to the next timestep
+        (`timesteps` on the host; diffusers' `add_noise` itself still looks the index up)."""
         init_mask = mask.chunk(2)[0] if do_cfg else mask
         proper = image_latents
         if i < len(timesteps) - 1:
-            proper = scheduler.add_noise(image_latents, noise, torch.tensor([timesteps[i + 1]]))
+            proper = scheduler.add_noise(image_latents, noise, timesteps[i + 1 : i + 2])
         return (1 - init_mask) * proper + init_mask * latents
 
     # -- 6. decode -------------------------------------------------------------------------------
 
     def decode(self, latents: torch.Tensor, notices: list[str]) -> Image.Image:
         """VAE-decode in the VAE's dtype (fp32 where the family upcasts it); a VAE that gives
-        NaN in half precision is switched to fp32 for good and the image decoded again."""
+        NaN in fp16 or bf16 is switched to fp32 for good and the image decoded again."""
         vae, family = self.model.vae, self.model.family
         image = vae.decode(family.to_vae_space(vae, latents.to(vae.dtype)), return_dict=False)[0]
         if vae.dtype != torch.float32 and torch.isnan(image).any():
+            name = "bf16" if vae.dtype == torch.bfloat16 else "fp16"
             vae.to(torch.float32)
-            notices.append("The VAE gave NaN in half precision and was switched to fp32.")
+            notices.append(f"The VAE gave NaN in {name} and was switched to fp32.")
             image = vae.decode(family.to_vae_space(vae, latents.float()), return_dict=False)[0]
         return self.image_processor.postprocess(image, output_type="pil")[0]
 

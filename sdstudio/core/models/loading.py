@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdstudio.core.errors import ModelLoadError, UserError
+from sdstudio.core.fastpath import prepare_for_device
 from sdstudio.core.families import Family, family_of_components, unsupported_pipeline
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
@@ -76,8 +78,14 @@ class LoadedModel:
         return self.unet.config.in_channels == 9
 
 
-def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.device, torch.dtype]:
-    """auto: cuda, else mps, else cpu; fp16 on cuda, fp32 elsewhere."""
+def resolve_device(
+    device: str = "auto", dtype: str = "auto",
+    stored: Callable[[], torch.dtype | None] | None = None,
+) -> tuple[torch.device, torch.dtype]:
+    """auto: cuda, else mps, else cpu. dtype auto: fp16 on cuda (bf16 where `stored()`, the
+    dtype the weights are stored in, is bf16 and the GPU has it), fp32 elsewhere."""
+    from sdstudio.core.fastpath import choose_dtype
+
     if device == "auto":
         if torch.cuda.is_available():
             device = "cuda"
@@ -91,13 +99,10 @@ def resolve_device(device: str = "auto", dtype: str = "auto") -> tuple[torch.dev
         raise UserError("MPS was asked for but is not available on this machine; use --device cpu.")
     if device not in ("cpu", "cuda", "mps"):
         raise UserError(f"Device must be auto, cpu, cuda or mps, got {device!r}.")
-    if dtype == "auto":
-        dtype = "fp16" if device == "cuda" else "fp32"
-    if dtype not in ("fp32", "fp16"):
-        raise UserError(f"Dtype must be auto, fp32 or fp16, got {dtype!r}.")
-    if dtype == "fp16" and device == "cpu":
-        raise UserError("fp16 needs a GPU; use fp32 on the CPU.")
-    return torch.device(device), torch.float16 if dtype == "fp16" else torch.float32
+    cuda = device == "cuda"
+    weights = stored() if cuda and dtype == "auto" and stored is not None else None
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    return torch.device(device), choose_dtype(dtype, device, weights, bf16)
 
 
 def available_devices() -> list[str]:
@@ -128,7 +133,7 @@ def load_model(
 def _load(
     model: str, device: str, dtype: str, prediction: str | None, config: str | None
 ) -> LoadedModel:
-    dev, dt = resolve_device(device, dtype)
+    dev, dt = resolve_device(device, dtype, stored=lambda: _stored_dtype(model))
     if model == DEMO_MODEL:
         folder = demo_model_dir()
         if not (folder / "model_index.json").is_file():
@@ -148,6 +153,21 @@ def _load(
     if _looks_like_path(model):
         raise ModelLoadError(f"Model path {model} does not exist.")
     return _from_folder(_cached_hub_folder(model), model, dev, dt, source=model)
+
+
+def _stored_dtype(model: str) -> torch.dtype | None:
+    """The dtype `model`'s UNet weights are stored in, read from a file header (None: unknown)."""
+    from sdstudio.core.fastpath import stored_dtype
+
+    if model == DEMO_MODEL:
+        return stored_dtype(demo_model_dir())
+    path = Path(model).expanduser()
+    if path.exists() or _looks_like_path(model):
+        return stored_dtype(path)
+    try:
+        return stored_dtype(_cached_hub_folder(model))
+    except ModelLoadError:
+        return None
 
 
 def _looks_like_path(model: str) -> bool:
@@ -289,10 +309,10 @@ def _from_single_file(
 
 
 def vae_dtype(vae, family: Family, dtype: torch.dtype) -> torch.dtype:
-    """`dtype`, or fp32 for a VAE the family upcasts (SDXL's `force_upcast`): diffusers holds that
-    VAE in `dtype` and upcasts it to decode, so its weights are rounded the same way here (same
+    """`dtype`, or fp32 for a VAE the family upcasts in fp16 (SDXL's `force_upcast`; in bf16 it
+    does not, as diffusers): diffusers holds that VAE in fp16 and upcasts it to decode, so its weights are rounded the same way here (same
     pixels), but it is kept in fp32 instead of being cast for every image."""
-    if not family.upcast_vae(vae) or dtype == torch.float32:
+    if not family.upcast_vae(vae) or dtype != torch.float16:  # bf16 has fp32's range
         return dtype
     with torch.no_grad():
         for tensor in (*vae.parameters(), *vae.buffers()):
@@ -308,7 +328,8 @@ def _assemble(
 ) -> LoadedModel:
     """A LoadedModel from built components (folder or single file): the family is read from
     their configs unless given; modules move to the device, in `dtype` except a VAE the family
-    keeps in fp32 (SDXL's `force_upcast`, as diffusers decodes it)."""
+    keeps in fp32 (SDXL's `force_upcast`, as diffusers decodes it); on CUDA, the fast path's
+    memory format and attention (`sdstudio.core.fastpath`)."""
     family = family or family_of_components(unet, text_encoder, text_encoder_2, sched)
     if family.name == "sdxl" and text_encoder_2 is None:
         raise ModelLoadError(
@@ -321,6 +342,7 @@ def _assemble(
             module.to(dtype=dt)
         module.eval()
         module.requires_grad_(False)
+    prepare_for_device(unet, vae, device)
     return LoadedModel(
         name=name, source=source, tokenizer=tokenizer, text_encoder=text_encoder, unet=unet,
         vae=vae, scheduler_config=dict(sched), device=device, dtype=dtype, sha256=sha256,
