@@ -388,7 +388,7 @@ def test_a_model_error_under_compile_is_not_taken_for_a_compile_failure(tiny_mod
     loaded = engine.model
     compiler = fastpath.Compiler(loaded)
     monkeypatch.setattr(torch, "compile", lambda fn, **k: fn)
-    with compiler.active(lambda _t: None), pytest.raises(RuntimeError):
+    with compiler.active(lambda _t: None, []), pytest.raises(RuntimeError):
         loaded.unet(torch.zeros(1, 3, 4, 4), torch.tensor(1.0), encoder_hidden_states=None)
     assert not compiler.failed
 
@@ -416,3 +416,17 @@ def test_compiled_equals_eager_and_the_cache_is_sdstudios(tiny_model_dir, monkey
     cache = fastpath.compile_cache_dir()
     assert str(cache) == __import__("os").environ["TORCHINDUCTOR_CACHE_DIR"]
     assert any(p.is_file() for p in cache.rglob("*")), "inductor wrote nothing to the cache"
+
+
+def test_an_offloaded_model_runs_eager(tiny_model_dir, fake_compile):
+    engine = Engine()
+    engine.load(str(tiny_model_dir), "cpu")
+    assert engine.model is not None
+    engine.model.unet._hf_hook = object()  # as accelerate's CPU offload leaves it
+    try:
+        (events,) = _jobs(engine, _request(tiny_model_dir, compile=True))
+    finally:
+        del engine.model.unet._hf_hook
+    notices = [e.payload for e in events if e.kind is EventKind.NOTICE]
+    assert "Compile is off for this job: the model is offloaded to the CPU." in notices
+    assert _warmups(events) == [] and fake_compile == [] and events[-1].kind is EventKind.FINISHED

@@ -167,17 +167,18 @@ class Compiler:
         them was not compiled yet (and remember them)."""
         new = [s for s in dict.fromkeys(shapes) if s not in self.seen]
         self.seen.update(new)
-        if not new or self.failed:
+        if not new:
             return None
         sizes = " and ".join(f"{w}×{h}" for _b, h, w in new)
         return (f"Compiling the UNet for {sizes} latents — the first run at a new size takes a "
                 "while; later runs reuse it.")
 
     @contextmanager
-    def active(self, notify: Notify) -> Iterator[bool]:
+    def active(self, notify: Notify, shapes: list[tuple[int, int, int]]) -> Iterator[bool]:
         """Within: calling the model's UNet or VAE decoder runs its compiled version (True), or,
         after a failed compile or on an offloaded model, the module itself (False). The modules
-        stay the same objects (LoRAs, the record, the memory helpers see no difference)."""
+        stay the same objects (LoRAs, the record, the memory helpers see no difference).
+        `shapes` (see `unet_shapes`) not compiled yet are announced first."""
         m = self.loaded
         if self.failed:
             yield False
@@ -186,6 +187,9 @@ class Compiler:
             notify("Compile is off for this job: the model is offloaded to the CPU.")
             yield False
             return
+        notice = self.warmup_notice(shapes)
+        if notice:
+            notify(notice)
         use_compile_cache()
         modules = ((m.unet, "UNet"), (m.vae.decoder, "VAE decoder"))
         for module, what in modules:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from sdstudio.core.errors import ModelLoadError, UserError
-from sdstudio.core.fastpath import prepare_for_device
 from sdstudio.core.families import Family, family_of_components, unsupported_pipeline
+from sdstudio.core.fastpath import prepare_for_device
 from sdstudio.core.latents import load_latent_rgb
 from sdstudio.core.model_settings import DEFAULT_GUIDANCE, recommended_guidance
 from sdstudio.core.models import checkpoints
