@@ -186,7 +186,10 @@ def test_fast_path_is_for_cuda_only(tiny_model_dir, monkeypatch):
     fastpath.prepare_for_device(m.unet, m.vae, torch.device("cpu"))
     assert all(type(p) is AttnProcessor for p in m.unet.attn_processors.values())
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    noise = []
+    monkeypatch.setattr(fastpath, "pinned_sampler_noise", lambda: noise.append(1))
     fastpath.prepare_for_device(m.unet, m.vae, torch.device("cuda"))  # the modules stay here
+    assert noise == [1]
     assert all(type(p) is AttnProcessor2_0 for p in m.unet.attn_processors.values())
     assert all(type(p) is AttnProcessor2_0 for p in m.vae.attn_processors.values())
     assert m.unet.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
@@ -430,3 +433,35 @@ def test_an_offloaded_model_runs_eager(tiny_model_dir, fake_compile):
     notices = [e.payload for e in events if e.kind is EventKind.NOTICE]
     assert "Compile is off for this job: the model is offloaded to the CPU." in notices
     assert _warmups(events) == [] and fake_compile == [] and events[-1].kind is EventKind.FINISHED
+
+
+def test_sampler_noise_draws_the_same_numbers(monkeypatch):
+    import sys
+
+    import diffusers
+    from diffusers.utils import torch_utils
+
+    module = sys.modules[diffusers.EulerAncestralDiscreteScheduler.__module__]
+    monkeypatch.setattr(module, "randn_tensor", torch_utils.randn_tensor)
+    fastpath.pinned_sampler_noise()
+    assert module.randn_tensor is fastpath.randn_pinned
+    gens = [torch.Generator("cpu").manual_seed(s) for s in (1, 2)]
+    ours = fastpath.randn_pinned((2, 4, 3, 3), generator=gens, device=torch.device("cpu"))
+    gens = [torch.Generator("cpu").manual_seed(s) for s in (1, 2)]
+    assert torch.equal(ours, torch_utils.randn_tensor((2, 4, 3, 3), generator=gens,
+                                                      device=torch.device("cpu")))
+
+
+def test_sync_check_forwards_steps_and_restores(monkeypatch):
+    modes = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_sync_debug_mode", modes.append)
+    from sdstudio.core.events import StepEvent
+
+    seen = []
+    with fastpath.SyncCheck("error", on_step=lambda ev: seen.append(ev.step)) as check:
+        for step in (1, 2, 3):
+            check(StepEvent(step, 3, 0.0, torch.zeros(1), 0.0))
+    assert seen == [1, 2, 3]
+    # off around each callback, on between steps, off from the last step on
+    assert modes == [0, "error", 0, "error", 0, 0]

@@ -51,6 +51,40 @@ def prepare_for_device(unet: Any, vae: Any, device: torch.device) -> None:
     for module in (unet, vae):
         module.to(memory_format=torch.channels_last)
         use_sdpa(module)
+    pinned_sampler_noise()
+
+
+def pinned_sampler_noise() -> None:
+    """The samplers that add noise each step (Euler a, SDE, DPM2 a, ...) draw it from our CPU
+    generators and copy it to the GPU with a blocking `.to(device)`, a wait for the GPU every
+    step. In their modules diffusers' `randn_tensor` becomes `randn_pinned`: the same numbers,
+    copied from pinned memory without waiting."""
+    import sys
+
+    import diffusers
+    from diffusers.utils import torch_utils
+
+    from sdstudio.core.samplers import SAMPLERS
+
+    for spec in SAMPLERS:
+        module = sys.modules[getattr(diffusers, spec.cls).__module__]
+        if getattr(module, "randn_tensor", None) is torch_utils.randn_tensor:
+            module.randn_tensor = randn_pinned
+
+
+def randn_pinned(shape: Any, generator: Any = None, device: Any = None, dtype: Any = None,
+                 layout: Any = None) -> torch.Tensor:
+    """diffusers' `randn_tensor`; for CPU generators and a CUDA tensor, without a host wait."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    target = torch.device(device) if device is not None else None
+    generators = generator if isinstance(generator, list) else [generator]
+    if target is None or target.type != "cuda" or generator is None or any(
+            g.device.type != "cpu" for g in generators):
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype, layout=layout)
+    noise = randn_tensor(shape, generator=generator, device=torch.device("cpu"), dtype=dtype,
+                         layout=layout)
+    return noise.pin_memory().to(target, non_blocking=True)
 
 
 def use_sdpa(module: Any) -> None:
