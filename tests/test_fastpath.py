@@ -465,3 +465,13 @@ def test_sync_check_forwards_steps_and_restores(monkeypatch):
     assert seen == [1, 2, 3]
     # off around each callback, on between steps, off from the last step on
     assert modes == [0, "error", 0, "error", 0, 0]
+
+
+def test_the_failure_notice_names_the_innermost_error():
+    try:
+        try:
+            raise FileNotFoundError("cc: not found")
+        except FileNotFoundError as inner:
+            raise RuntimeError("backend='inductor' raised:\n") from inner
+    except RuntimeError as exc:
+        assert fastpath._reason(exc) == "cc: not found"

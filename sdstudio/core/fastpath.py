@@ -69,7 +69,7 @@ def pinned_sampler_noise() -> None:
     for spec in SAMPLERS:
         module = sys.modules[getattr(diffusers, spec.cls).__module__]
         if getattr(module, "randn_tensor", None) is torch_utils.randn_tensor:
-            module.randn_tensor = randn_pinned
+            setattr(module, "randn_tensor", randn_pinned)  # noqa: B010 - a module, not typed
 
 
 def randn_pinned(shape: Any, generator: Any = None, device: Any = None, dtype: Any = None,
@@ -194,7 +194,7 @@ class Compiler:
         self.failed = False
         self.seen: set[tuple[int, int, int]] = set()
         self._notify: Notify = lambda _text: None
-        self._calls: dict[int, _CompiledCall] = {}  # id(module) -> its compiled call
+        self._calls: dict[torch.nn.Module, _CompiledCall] = {}  # module -> its compiled call
 
     def warmup_notice(self, shapes: list[tuple[int, int, int]]) -> str | None:
         """The notice for a job of (UNet batch, latent height, latent width) passes, when one of
@@ -227,11 +227,11 @@ class Compiler:
         use_compile_cache()
         modules = ((m.unet, "UNet"), (m.vae.decoder, "VAE decoder"))
         for module, what in modules:
-            if id(module) not in self._calls:
-                self._calls[id(module)] = _CompiledCall(module, self, what)
+            if module not in self._calls:
+                self._calls[module] = _CompiledCall(module, self, what)
         self._notify = notify
         for module, _what in modules:  # nn.Module.__call__ runs this in place of its own
-            module._compiled_call_impl = self._calls[id(module)]
+            module._compiled_call_impl = self._calls[module]
         try:
             yield True
         finally:
@@ -243,8 +243,19 @@ class Compiler:
         log.warning("torch.compile of the %s failed; running eager", what, exc_info=exc)
         if not self.failed:
             self.failed = True
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            self._notify(f"Compiling the {what} failed ({first}), so the model runs uncompiled.")
+            self._notify(f"Compiling the {what} failed ({_reason(exc)}), so the model runs "
+                         "uncompiled.")
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of the innermost error (dynamo wraps the compiler's in its own)."""
+    while True:
+        inner = getattr(exc, "inner_exception", None) or exc.__cause__
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__).rstrip(":")[:160]
 
 
 def unet_shapes(loaded: Any, request: Any) -> list[tuple[int, int, int]]:
