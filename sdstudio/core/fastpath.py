@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 CUDA_COMPILE_MODE = "reduce-overhead"
 CPU_COMPILE_MODE = "default"
 _CUDAGRAPH_MODES = frozenset({"reduce-overhead", "max-autotune"})
+RECOMPILE_LIMIT = 64
 _SAFETENSORS_DTYPES = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32}
 _DTYPE_NAMES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -225,6 +226,9 @@ class Compiler:
         if notice:
             notify(notice)
         use_compile_cache()
+        # one graph per shape (and dtype): more than dynamo's default 8 in a long session
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit,
+                                                   RECOMPILE_LIMIT)
         modules = ((m.unet, "UNet"), (m.vae.decoder, "VAE decoder"))
         for module, what in modules:
             if module not in self._calls:
@@ -277,14 +281,17 @@ def _has_hooks(module: Any) -> bool:
 
 class _CompiledCall:
     """What `nn.Module.__call__` runs while compiled (as `Module.compile()` sets it up): the
-    compiled forward, or the module's own once compiling failed.
+    compiled forward (the module's own hooks are not run: compiled mode takes models without
+    them), or the module's own call once compiling failed.
 
     With CUDA graphs, each call starts a new graph step and its outputs are cloned: the graph's
     output memory is overwritten by the next replay, and schedulers keep model outputs."""
 
     def __init__(self, module: torch.nn.Module, compiler: Compiler, what: str) -> None:
         self.eager = module._call_impl
-        self.compiled = torch.compile(module._call_impl, mode=compiler.mode, dynamic=False)
+        # its forward, not `_call_impl` (Module.compile's choice): that code object is every
+        # module's, so the UNet's and the decoder's graphs would share one recompile limit
+        self.compiled = torch.compile(module.forward, mode=compiler.mode, dynamic=False)
         self.compiler = compiler
         self.what = what
         self.graphs = compiler.mode in _CUDAGRAPH_MODES and compiler.loaded.device.type == "cuda"
