@@ -249,3 +249,25 @@ def test_memory_and_compile_flags_reach_the_request(flags, memory, compiled):
     args = build_parser().parse_args(["generate", "cat", "--out", "x", *flags])
     request, _chosen = request_from_args(args)
     assert (request.memory, request.compile) == (memory, compiled)
+
+
+def test_a_notice_said_during_the_job_is_printed_before_the_images(capsys, tiny_model_dir,
+                                                                   tmp_path, monkeypatch):
+    """Compiled mode's warm-up notice comes while the job runs, not after it."""
+    from sdstudio.core import engine as engine_module
+
+    real = engine_module.Engine.generate
+    heard: list[str] = []
+
+    def generate(self, request, on_step=None, should_cancel=None, on_image=None, on_notice=None):
+        assert on_notice is not None
+        on_notice("Compiling the UNet for 4×4 latents.")
+        heard.append("told")
+        return real(self, request, on_step=on_step, on_image=on_image, on_notice=on_notice)
+
+    monkeypatch.setattr(engine_module.Engine, "generate", generate)
+    code, out, err = _run(capsys, "generate", "a cat", "--model", str(tiny_model_dir),
+                          "--steps", "1", "--out", str(tmp_path))
+    assert code == 0 and heard == ["told"]
+    assert "note: Compiling the UNet for 4×4 latents." in err
+    assert Path(out.strip()).is_file()

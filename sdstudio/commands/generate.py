@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
     engine.load(request.model, request.device, request.dtype, request.vae, request.prediction)
     request = engine.with_model_defaults(request, chosen)
     with _Progress() as progress:
-        result = engine.generate(request, on_step=progress)
+        result = engine.generate(request, on_step=progress, on_notice=progress.notice)
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
     from sdstudio.core.gallery.saving import PendingImage, save_to_folder
@@ -179,6 +179,12 @@ class _Progress:
             self.bar = tqdm(total=event.total, file=sys.stderr, unit="step", leave=False,
                             desc=event.phase or None)
         self.bar.update(1)
+
+    def notice(self, text: str) -> None:
+        """Said while the job runs (compiled mode's warm-up): above the bar, not through it."""
+        from tqdm import tqdm
+
+        tqdm.write(f"note: {text}", file=sys.stderr)
 
     def __enter__(self) -> _Progress:
         return self
