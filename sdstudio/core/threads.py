@@ -17,6 +17,7 @@ starting or ending changes the count of the next one. No torch import at module 
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from pathlib import Path
 from typing import IO
@@ -54,7 +55,7 @@ def register() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path = folder / (name + _SUFFIX)
-    if os.name == "nt":  # an open file cannot be renamed there, nor removed by another process
+    if sys.platform == "win32":  # an open file cannot be renamed there, nor removed by another process
         f = open(path, "a+b")  # noqa: SIM115 - held for the process's life
         _lock(f, blocking=True)
     else:  # locked before it gets its counted name, so no count sees it unlocked
@@ -127,7 +128,7 @@ def _is_held(path: Path) -> bool:
 
 
 def _lock(f: IO[bytes], blocking: bool) -> bool:
-    if os.name == "nt":
+    if sys.platform == "win32":
         import msvcrt
 
         f.seek(0)
@@ -146,7 +147,7 @@ def _lock(f: IO[bytes], blocking: bool) -> bool:
 
 
 def _unlock(f: IO[bytes]) -> None:
-    if os.name == "nt":
+    if sys.platform == "win32":
         import msvcrt
 
         f.seek(0)
