@@ -348,8 +348,7 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
         return engine.generate(req, on_step=on_step, should_cancel=should_cancel)
 
     def theirs(callback=None):
-        with diffusers_mode(theirs_pipe, mode) if mode not in OFFLOAD_MODES else \
-                contextlib.nullcontext():
+        with diffusers_mode(theirs_pipe, mode):  # offload: its copy, sliced and tiled too
             return run_diffusers(theirs_pipe, model, req, callback_on_step_end=callback)
 
     def measured(side: str, fn):
@@ -451,7 +450,7 @@ def bench_case(name: str, modes: list[str], batches: list[int], repeats: int,
             print_result(res)
             out.append(res)
     engine.unload()
-    del engine, pipe, model
+    del engine, pipe  # and the model with them (the loader held it)
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()

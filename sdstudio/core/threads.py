@@ -50,8 +50,8 @@ def registry() -> Path:
 def register() -> None:
     """Count this process as a live engine process (idempotent; held until the process ends)."""
     folder = registry()
-    if folder in _held:
-        return
+    if folder in _held and _held[folder][1].name.startswith(f"{os.getpid()}-"):
+        return  # (a forked child inherits the dict, not the registration: it registers anew)
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     path = folder / (name + _SUFFIX)
