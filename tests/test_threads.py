@@ -89,3 +89,24 @@ def test_configure_sets_torch(cores, monkeypatch):
         assert threads.registry().is_dir()
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_the_background_hash_runs_at_the_lowest_priority(tmp_path):
+    import threading
+
+    from sdstudio.core.models import hashing
+
+    model = tmp_path / "model.safetensors"
+    model.write_bytes(b"x" * 1000)
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []  # the callback runs on the hash thread itself
+    future = hashing.hash_in_background(
+        model, lambda _p, _d: seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    future.result()
+    for _ in range(100):
+        if seen:
+            break
+        threading.Event().wait(0.01)
+    assert seen == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base  # only that thread
