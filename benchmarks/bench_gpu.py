@@ -330,7 +330,7 @@ def offload_pipeline(model, mode: str):
 
 
 def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, batch: int,
-               repeats: int, scheduler: str) -> Result:
+               repeats: int, scheduler: str, progress: bool = False) -> Result:
     device = model.device
     res = Result(name, mode, batch, str(device), memory=PeakMemory.label(device))
     if mode in OFFLOAD_MODES and device.type == "cpu":
@@ -344,8 +344,8 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
     theirs_pipe = offload_pipeline(model, mode) if mode in OFFLOAD_MODES else pipe
     peaks: dict[str, list[PeakMemory]] = {"ours": [], "theirs": []}
 
-    def ours(on_step=None, should_cancel=None):
-        return engine.generate(req, on_step=on_step, should_cancel=should_cancel)
+    def ours(on_step=None):
+        return engine.generate(req, on_step=on_step)
 
     def theirs(callback=None):
         with diffusers_mode(theirs_pipe, mode):  # offload: its copy, sliced and tiled too
@@ -353,10 +353,14 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
 
     def measured(side: str, fn):
         def run():
+            t = time.perf_counter()
             with PeakMemory(device) as peak, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # random weights: NaN pixels on casts
                 fn()
             peaks[side].append(peak)
+            if progress:
+                print(f"    {mode} {side} run {len(peaks[side])}: {time.perf_counter() - t:.2f} s",
+                      file=sys.stderr, flush=True)
         return run
 
     t0 = time.perf_counter()
@@ -428,7 +432,7 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
 
 def bench_case(name: str, modes: list[str], batches: list[int], repeats: int,
                device: torch.device, dtype: torch.dtype, small: bool, scheduler: str,
-               workdir: Path) -> list[Result]:
+               workdir: Path, progress: bool = False) -> list[Result]:
     case = CASES[name]
     t0 = time.perf_counter()
     model = (small_model(case.config, device, dtype, workdir) if small
@@ -446,7 +450,8 @@ def bench_case(name: str, modes: list[str], batches: list[int], repeats: int,
     out = []
     for mode in sorted(modes, key=MODES.index):  # offload last: their hooks stay on the modules
         for batch in batches:
-            res = bench_mode(model, engine, pipe, name, case, mode, batch, repeats, scheduler)
+            res = bench_mode(model, engine, pipe, name, case, mode, batch, repeats, scheduler,
+                             progress)
             print_result(res)
             out.append(res)
     engine.unload()
@@ -580,6 +585,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scheduler", default="Euler")
     p.add_argument("--small", action="store_true", help="tiny random models: a CPU run in < 1 min")
     p.add_argument("--threads", type=int, help="torch threads (default: sdstudio's own choice)")
+    p.add_argument("--progress", action="store_true", help="each run's time on stderr")
     p.add_argument("--json", metavar="OUT", help="write the results to this JSON file")
     p.add_argument("--dir", help="where the single file is written (default: a temporary folder)")
     args = p.parse_args(argv)
@@ -612,7 +618,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 report["single_file"] = bench_single_file(device, args.small, Path(tmp))
                 continue
             for r in bench_case(name, args.modes, args.batches, args.repeats, device, dtype,
-                                args.small, args.scheduler, Path(tmp)):
+                                args.small, args.scheduler, Path(tmp), args.progress):
                 report["results"].append(asdict(r))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=str))
