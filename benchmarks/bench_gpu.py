@@ -18,6 +18,12 @@ with random weights to a temporary folder and deleted after) to the first step a
   python benchmarks/bench_gpu.py --device cpu               # CPU: SD 1.5 256², 3 steps, fast
   python benchmarks/bench_gpu.py --device cpu --cases single-file
   python benchmarks/bench_gpu.py --small --modes fast sliced  # tiny models, under a minute
+
+Every run is warmed up once (torch.compile compiles there, once per batch shape). The whole
+CUDA default is long: sequential offload of SDXL at batch 4 alone takes minutes a run. Within a
+ten-minute device slot, for example:
+  python benchmarks/bench_gpu.py --repeats 2 --modes fast sliced tiled offload --json gpu.json
+  python benchmarks/bench_gpu.py --repeats 1 --modes sequential compile --batches 1
 """
 
 from __future__ import annotations
