@@ -48,7 +48,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pipeline, run as a script or not
 
 import torch  # noqa: E402
-from bench_pipeline import BENCH_SIZE, diffusers_pipeline, interleaved, run_diffusers  # noqa: E402
+from bench_pipeline import diffusers_pipeline, interleaved, run_diffusers  # noqa: E402
 
 from sdstudio.core.engine import Engine  # noqa: E402
 from sdstudio.core.errors import GenerationCancelled  # noqa: E402
@@ -97,6 +97,9 @@ class Result:
     preview_pct_of_step: float = math.nan
     ours_syncs: int | None = None  # host syncs in steps 2..N (CUDA only)
     diffusers_syncs: int | None = None
+    # CPU time of the process per image (median): steadier than wall time on a shared CPU
+    ours_cpu_s_per_image: float = math.nan
+    diffusers_cpu_s_per_image: float = math.nan
     ours_runs_s: list[float] = field(default_factory=list)  # each timed run, in order
     diffusers_runs_s: list[float] = field(default_factory=list)
     mode_wall_s: float = math.nan  # the timed runs with their warm-ups (compile: its cost)
@@ -174,7 +177,7 @@ def small_model(config: str, device: torch.device, dtype: torch.dtype, workdir: 
     from sdstudio.testing.tiny_models import build_tiny_model, build_tiny_sdxl_model
 
     build = build_tiny_sdxl_model if config.startswith("sdxl") else build_tiny_model
-    folder = build(workdir / config, size=BENCH_SIZE)
+    folder = build(workdir / config)  # the suite's tiny size: --small checks the plumbing
     return load_model(str(folder), device=device.type, dtype=_dtype_name(dtype))
 
 
@@ -351,6 +354,7 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
     )
     theirs_pipe = offload_pipeline(model, mode) if mode in OFFLOAD_MODES else pipe
     peaks: dict[str, list[PeakMemory]] = {"ours": [], "theirs": []}
+    cpu: dict[str, list[float]] = {"ours": [], "theirs": []}
 
     def ours(on_step=None):
         return engine.generate(req, on_step=on_step)
@@ -361,10 +365,11 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
 
     def measured(side: str, fn):
         def run():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             with PeakMemory(device) as peak, warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # random weights: NaN pixels on casts
                 fn()
+            cpu[side].append(time.process_time() - c)
             peaks[side].append(peak)
             if progress:
                 print(f"    {mode} {side} run {len(peaks[side])}: {time.perf_counter() - t:.2f} s",
@@ -379,6 +384,8 @@ def bench_mode(model, engine: Engine, pipe, name: str, case: Case, mode: str, ba
     m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
     res.ours_s_per_image, res.diffusers_s_per_image = m_ours / batch, m_theirs / batch
     res.ratio = m_ours / m_theirs
+    res.ours_cpu_s_per_image = statistics.median(cpu["ours"][-repeats:]) / batch
+    res.diffusers_cpu_s_per_image = statistics.median(cpu["theirs"][-repeats:]) / batch
     # the timed runs only: a first run also holds what a process allocates once (caches)
     res.ours_peak_mb = max(p.peak_mb for p in peaks["ours"][-repeats:])
     res.diffusers_peak_mb = max(p.peak_mb for p in peaks["theirs"][-repeats:])
@@ -481,6 +488,9 @@ def print_result(r: Result) -> None:
     lines = [
         f"{head} ours {r.ours_s_per_image:.3f} s/image, diffusers {r.diffusers_s_per_image:.3f}"
         f" s/image, ratio ours/diffusers {r.ratio:.3f}",
+        f"      process CPU time ours {r.ours_cpu_s_per_image:.3f} s/image, diffusers "
+        f"{r.diffusers_cpu_s_per_image:.3f} s/image, ratio "
+        f"{r.ours_cpu_s_per_image / r.diffusers_cpu_s_per_image:.3f}",
         f"      it/s ours {r.ours_it_s:.2f}, diffusers {r.diffusers_it_s:.2f}; {mem} ours "
         f"{r.ours_peak_mb:.0f} MB, diffusers {r.diffusers_peak_mb:.0f} MB",
         f"      first preview {r.ours_first_preview_s:.3f} s (diffusers' first step "
