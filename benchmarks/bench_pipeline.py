@@ -43,6 +43,23 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
+def interleaved(fns, repeats: int, before=None) -> list[list[float]]:
+    """Each of `fns` once to warm up, then `repeats` rounds of each in turn, so load changes on
+    the machine hit all alike; the times (s) of each. `before` runs ahead of every call, untimed."""
+    def timed(fn) -> float:
+        if before is not None:
+            before()
+        return _time(fn)
+
+    for fn in fns:
+        timed(fn)
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, out in zip(fns, times, strict=True):
+            out.append(timed(fn))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
@@ -61,22 +78,15 @@ def main() -> None:
         steps=args.steps, guidance=7.5, scheduler=args.scheduler, width=size, height=size,
     )
     ours = StableDiffusion(model)
-    pipe = _diffusers_pipeline(model, fresh_scheduler(req.scheduler, model.scheduler_config))
+    pipe = diffusers_pipeline(model, fresh_scheduler(req.scheduler, model.scheduler_config))
 
     def run_ours():
         ours.generate(req)
 
     def run_theirs():
-        pipe.scheduler = fresh_scheduler(req.scheduler, model.scheduler_config)
-        pipe(req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
-             guidance_scale=req.guidance, width=size, height=size,
-             generator=[torch.Generator().manual_seed(req.seed)])
+        run_diffusers(pipe, model, req)
 
-    run_ours(), run_theirs()  # warm-up
-    t_ours, t_theirs = [], []
-    for _ in range(args.repeats):  # interleaved, so load changes hit both alike
-        t_ours.append(_time(run_ours))
-        t_theirs.append(_time(run_theirs))
+    t_ours, t_theirs = interleaved([run_ours, run_theirs], args.repeats)
     m_ours, m_theirs = statistics.median(t_ours), statistics.median(t_theirs)
 
     # One UNet step (CFG: batch 2) vs the per-step preview work on the same latents.
@@ -108,7 +118,18 @@ def main() -> None:
     print(f"preview ratio (preview / UNet step): {100 * t_prev / t_unet:.2f}%   (target <= 1%)")
 
 
-def _diffusers_pipeline(model, scheduler):
+def run_diffusers(pipe, model, req: GenerationRequest, **extra):
+    """diffusers' pipeline on `req` as sdstudio runs it: a fresh scheduler, one CPU generator per
+    image seeded as `req.seeds()`."""
+    pipe.scheduler = fresh_scheduler(req.scheduler, model.scheduler_config)
+    return pipe(req.prompt, negative_prompt=req.negative_prompt, num_inference_steps=req.steps,
+                guidance_scale=req.guidance, width=req.width, height=req.height,
+                num_images_per_prompt=req.batch_size,
+                generator=[torch.Generator().manual_seed(s) for s in req.seeds()], **extra)
+
+
+def diffusers_pipeline(model, scheduler):
+    """diffusers' own pipeline on `model`'s components (the same module objects)."""
     import diffusers
 
     if model.family.name == "sdxl":

@@ -46,8 +46,14 @@ class CellWorker:
         self.node = socket.gethostname()
         import ray
 
+        share = None
         if ray.is_initialized():  # in an actor; two nodes may share a host name (or a machine)
-            self.node += f" (node {ray.get_runtime_context().get_node_id()[:8]})"
+            context = ray.get_runtime_context()
+            self.node += f" (node {context.get_node_id()[:8]})"
+            share = context.get_assigned_resources().get("CPU")
+        from sdstudio.core import threads
+
+        threads.configure(share)  # the actor's CPU share (Ray also sets OMP_NUM_THREADS to it)
 
     def run(self, index: int, request: dict[str, Any], chosen: list[str]) -> dict[str, Any]:
         """One cell; a user-caused failure comes back as one sentence naming this worker."""

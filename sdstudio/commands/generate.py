@@ -122,11 +122,13 @@ def request_from_args(args: argparse.Namespace) -> tuple[GenerationRequest, set[
 
 def run(args: argparse.Namespace) -> int:
     """Validate, load, apply the model's defaults to what was not given, generate, save."""
+    from sdstudio.core import threads
     from sdstudio.core.engine import Engine
 
     request, chosen = request_from_args(args)
     out = _out_dir(args.out)
 
+    threads.configure()  # physical cores, shared with other running engine processes
     engine = Engine()
     engine.load(request.model, request.device, request.dtype, request.vae, request.prediction)
     request = engine.with_model_defaults(request, chosen)

@@ -55,3 +55,15 @@ def default_gallery_dir() -> Path:
 
 def default_models_dir() -> Path:
     return data_dir() / "models"
+
+
+def runtime_dir() -> Path:
+    """Per-session state of running processes (the engine registry of core/threads.py)."""
+    h = _home()
+    if h:
+        return h / "run"
+    import warnings
+
+    with warnings.catch_warnings():  # no XDG_RUNTIME_DIR (containers): platformdirs' /tmp folder
+        warnings.simplefilter("ignore")
+        return Path(platformdirs.user_runtime_dir(APP))

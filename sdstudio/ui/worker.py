@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
+from sdstudio.core import threads
 from sdstudio.core.engine import Engine, model_label
 from sdstudio.core.errors import describe
 from sdstudio.core.events import EngineEvent, EventKind
@@ -130,6 +131,7 @@ class GenerationWorker(QObject):
     def _warm_up(self) -> bool:
         """Import torch and the model code (seconds), then say which samplers exist."""
         if self._core_ready:
+            threads.configure()  # each job: another engine process may have started or ended
             return True
         self._notice("Starting the engine (importing torch)…")
         try:
@@ -143,6 +145,7 @@ class GenerationWorker(QObject):
             self.engineEvent.emit(EngineEvent(EventKind.FAILED, 0, self._start_error))
             return False
         self._core_ready = True
+        threads.configure()
         self.engineEvent.emit(EngineEvent(EventKind.READY, 0, sampler_names()))
         self._notice("Engine ready.")
         return True

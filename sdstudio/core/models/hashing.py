@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -75,6 +76,16 @@ def short_hash(path: str | os.PathLike[str]) -> str:
     return sha256(path)[:10]
 
 
+def _background_priority() -> None:
+    """The hash thread at the lowest CPU priority, so hashing a just-loaded 4 GB file does not
+    take a core from the first steps (Linux: a thread id is a task, niced on its own)."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:
+            pass
+
+
 def hash_in_background(
     path: str | os.PathLike[str], done: Callable[[str, str], None] | None = None
 ) -> Future[str]:
@@ -82,7 +93,8 @@ def hash_in_background(
     global _POOL
     with _LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-hash")
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-hash",
+                                       initializer=_background_priority)
     key = str(Path(path).resolve())
     future = _POOL.submit(sha256, path)
     _RUNNING[key] = future
