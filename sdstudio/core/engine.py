@@ -219,13 +219,14 @@ class Engine:
         largest = replace(request, width=w, height=h)  # the largest pass
         start = self.start_rung(largest)
         rung = self.check_fits(largest)
-        notices = []
+        notices: list[str] = []
+        say = on_notice or notices.append  # at once where a front end listens, else at the end
         if request.memory not in ("auto", start):
             asked = memory.ADDS[request.memory]
-            notices.append(f"{asked[0].upper()}{asked[1:]} does nothing on the "
+            say(f"{asked[0].upper()}{asked[1:]} does nothing on the "
                            f"{loaded.device.type}: used {memory.ADDS[start]} instead.")
         if rung != start:
-            notices.append(f"{w}×{h} does not fit in memory with {memory.ADDS[start]}: using "
+            say(f"{w}×{h} does not fit in memory with {memory.ADDS[start]}: using "
                            f"{memory.describe_rung(rung)}.")
         shown: set[tuple[int, int]] = set()  # a retry never shows an image a second time
 
@@ -237,8 +238,7 @@ class Engine:
 
         while True:
             try:
-                result = self._run(rung, request, on_step, should_cancel, stamp,
-                                   on_notice or notices.append)
+                result = self._run(rung, request, on_step, should_cancel, stamp, say)
                 break
             except Exception as exc:
                 lower = memory.next_rung(rung, loaded.device) if is_out_of_memory(exc) else None
@@ -247,7 +247,7 @@ class Engine:
                         self.unload()
                     raise
             free_memory()  # out of the except block: the traceback's tensors are gone
-            notices.append(memory.fallback_notice(w, h, rung, lower))
+            say(memory.fallback_notice(w, h, rung, lower))
             log.info("out of memory at %s×%s (%s): retrying with %s", w, h, rung, lower)
             rung = lower
         if rung != start and self._key is not None:
