@@ -133,3 +133,16 @@ def test_the_dialog_offers_only_the_devices_the_machine_has(qtbot):
     assert "mps" not in [dialog.device.itemText(i) for i in range(dialog.device.count())]
     dialog.reject()
     w.close()
+
+
+def test_a_first_start_can_save_settings_before_the_default_models_folder_exists(qtbot):
+    from sdstudio.core.paths import default_models_dir
+
+    assert not default_models_dir().exists()  # a new user's home
+    w = started_window(qtbot, FakeWorker())
+    dialog = w.open_settings()
+    dialog.memory.setCurrentIndex(dialog.memory.findData("offload"))
+    dialog.buttons.button(QDialogButtonBox.StandardButton.Ok).click()
+    assert not dialog.isVisible() and not dialog.error.isVisible()
+    assert default_models_dir().is_dir() and Settings().params()["memory"] == "offload"
+    w.close()

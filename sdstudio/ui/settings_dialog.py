@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from sdstudio.core import defaults as d
 from sdstudio.core.errors import UserError
+from sdstudio.core.paths import default_models_dir
 from sdstudio.ui.settings import Settings
 
 ENGINE_KEYS = ("device", "dtype", "memory", "compile")  # generation params this dialog sets
@@ -36,7 +37,8 @@ PREVIEW_SOURCES = ("Predicted image (x₀)", "Noisy latent (x_t)")  # the previe
 def check_values(values: dict[str, Any]) -> None:
     """Raise a UserError (one sentence) for the first value that cannot be used."""
     models = Path(values["models_folder"]).expanduser()
-    if not str(values["models_folder"]).strip() or not models.is_dir():
+    made_on_apply = models == default_models_dir() and not models.exists()  # a first start
+    if not made_on_apply and (not str(values["models_folder"]).strip() or not models.is_dir()):
         raise UserError(f"The models folder {models} does not exist: choose an existing folder.")
     gallery = Path(values["gallery_folder"]).expanduser()
     if not str(values["gallery_folder"]).strip():
@@ -154,6 +156,8 @@ class SettingsDialog(QDialog):
             return False
         self.error.setVisible(False)
         s = self.settings
+        if Path(values["models_folder"]).expanduser() == default_models_dir():
+            default_models_dir().mkdir(parents=True, exist_ok=True)  # a first start has none
         s.set_models_folder(values["models_folder"])
         s.set_gallery_folder(values["gallery_folder"])
         s.set_params({**s.params(), **{k: values[k] for k in ENGINE_KEYS}})
