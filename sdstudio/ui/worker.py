@@ -131,7 +131,6 @@ class GenerationWorker(QObject):
     def _warm_up(self) -> bool:
         """Import torch and the model code (seconds), then say which samplers exist."""
         if self._core_ready:
-            threads.configure()  # each job: another engine process may have started or ended
             return True
         self._notice("Starting the engine (importing torch)…")
         try:
@@ -170,6 +169,7 @@ class GenerationWorker(QObject):
         if not self._warm_up():
             self.engineEvent.emit(EngineEvent(EventKind.FAILED, job.job_id, self._start_error))
             return
+        threads.configure()  # each job: another engine process may have started or ended
         self._last_preview = 0.0
         self.engine.run_job(job.job_id, job.request, self._forward(job.job_id),
                             should_cancel=lambda: self.is_cancelled(job.job_id))
