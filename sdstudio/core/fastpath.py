@@ -275,9 +275,7 @@ def unet_shapes(loaded: Any, request: Any) -> list[tuple[int, int, int]]:
 
 
 def _has_hooks(module: Any) -> bool:
-    return hasattr(module, "_hf_hook") or any(
-        hasattr(m, "_hf_hook") for m in module.modules()
-    )
+    return any(hasattr(m, "_hf_hook") for m in module.modules())  # modules() includes itself
 
 
 class _CompiledCall:
