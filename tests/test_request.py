@@ -40,6 +40,10 @@ from sdstudio.core.schedulers import SAMPLERS, canonical_name, make_scheduler, s
         ({"init_image": "a.png", "strength": 1.01}, "Strength must be in (0, 1], got 1.01."),
         ({"mask": "m.png"}, "A mask needs an init image to paint into."),
         ({"device": "tpu"}, "Device must be auto, cpu, cuda or mps, got 'tpu'."),
+        ({"dtype": "fp8"}, "Dtype must be auto, fp32, fp16 or bf16, got 'fp8'."),
+        ({"memory": "turbo"}, "Memory mode must be one of auto, fast, sliced, tiled, offload, "
+                              "sequential, got 'turbo'."),
+        ({"compile": "yes"}, "Compile must be true or false, got 'yes'."),
     ],
 )
 def test_validate_messages(kw, msg):
